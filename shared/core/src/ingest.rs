@@ -1,0 +1,358 @@
+//! The ingest use case: messages in; readings stored, duplicates counted, the rest quarantined;
+//! aggregates recomputed; instant events raised. The Lambda handler and the local rule bridge
+//! both call [`Ingestor::ingest`], so the same code decides in AWS and on a laptop.
+//!
+//! Crash safety: every step is an idempotent write, and aggregates are recomputed for duplicates
+//! as well as for new readings. A retried invocation therefore finishes whatever a crashed one
+//! left half-done, and ends in the same state as if the first had succeeded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono_tz::Tz;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+
+use crate::aggregate::{days_of_month, hourly, hours_of_day, roll_up, HourRange, Period};
+use crate::energy::RegisterPolicy;
+use crate::events::EventPolicy;
+use crate::ports::{
+    AggregateStore, EventStore, InsertOutcome, MeterRegistry, QuarantineStore, ReadingStore,
+    StoreError,
+};
+use crate::registry::MeterInfo;
+use crate::telemetry::{parse_message, MessageContext, QuarantineEntry};
+use crate::types::{MeterId, Reading, Timestamp};
+use crate::validation::{Limits, QuarantineReason, Rejection};
+
+/// Whether unknown meters are refused or registered on first sight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryMode {
+    /// Readings from meters not in the registry are quarantined as `unknown_meter` (AWS default).
+    Enforce,
+    /// Unknown meters are registered as consumers in the default time zone (local default).
+    AutoRegister,
+}
+
+/// Everything ingest can be configured with.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Physical limits and time windows.
+    pub limits: Limits,
+    /// Register wrap-around and gap threshold.
+    pub registers: RegisterPolicy,
+    /// Instant-event thresholds.
+    pub events: EventPolicy,
+    /// Enforce the registry, or auto-register.
+    pub registry_mode: RegistryMode,
+    /// Time zone given to auto-registered meters.
+    pub default_timezone: Tz,
+    /// How long a registry record is cached in memory.
+    pub registry_cache_ttl: Duration,
+    /// How many meters are refreshed concurrently within one call.
+    pub concurrency: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        Self {
+            registers: RegisterPolicy {
+                register_max: limits.register_max(),
+                ..RegisterPolicy::default()
+            },
+            limits,
+            events: EventPolicy::default(),
+            registry_mode: RegistryMode::Enforce,
+            default_timezone: Tz::UTC,
+            registry_cache_ttl: Duration::from_secs(300),
+            concurrency: 8,
+        }
+    }
+}
+
+/// The adapters ingest writes through.
+#[derive(Clone)]
+pub struct Ports {
+    /// Raw readings.
+    pub readings: Arc<dyn ReadingStore>,
+    /// The meter registry.
+    pub registry: Arc<dyn MeterRegistry>,
+    /// Quarantine.
+    pub quarantine: Arc<dyn QuarantineStore>,
+    /// Aggregates.
+    pub aggregates: Arc<dyn AggregateStore>,
+    /// Instant events.
+    pub events: Arc<dyn EventStore>,
+}
+
+/// One inbound message: its bytes and what the transport knows.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    /// The MQTT payload, or the IoT rule's JSON output.
+    pub payload: &'a [u8],
+    /// Topic and receive time.
+    pub ctx: MessageContext<'a>,
+}
+
+/// What one call did. Every reading offered is counted exactly once in `stored`, `duplicates` or
+/// `quarantined` (a message that could not be parsed counts once, as one quarantined item).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Newly stored readings.
+    pub stored: u64,
+    /// Readings already stored (same meter and timestamp, or same seq).
+    pub duplicates: u64,
+    /// Quarantined readings or messages.
+    pub quarantined: u64,
+    /// Quarantined, by reason name.
+    pub quarantined_by_reason: BTreeMap<String, u64>,
+    /// Instant events raised (including re-raised ones, which stores ignore).
+    pub events: u64,
+}
+
+impl IngestReport {
+    /// Adds another report's counts to this one.
+    pub fn merge(&mut self, other: &IngestReport) {
+        self.stored += other.stored;
+        self.duplicates += other.duplicates;
+        self.quarantined += other.quarantined;
+        self.events += other.events;
+        for (k, v) in &other.quarantined_by_reason {
+            *self.quarantined_by_reason.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Why ingest failed as a whole. Input problems never end up here (they are quarantined); only
+/// storage failures do, and the caller should let the platform retry.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A store call failed.
+    #[error("ingest could not reach its store")]
+    Store(#[from] StoreError),
+}
+
+impl IngestError {
+    /// Whether a retry of the whole call may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// The ingest service. Build once (at cold start) and share.
+pub struct Ingestor {
+    ports: Ports,
+    config: IngestConfig,
+    cache: Mutex<HashMap<MeterId, (Arc<MeterInfo>, Instant)>>,
+}
+
+impl Ingestor {
+    /// Builds the service.
+    pub fn new(ports: Ports, config: IngestConfig) -> Self {
+        Self {
+            ports,
+            config,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// Ingests a batch of messages.
+    pub async fn ingest(&self, messages: &[Inbound<'_>]) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport::default();
+        let mut quarantine: Vec<QuarantineEntry> = Vec::new();
+        let mut by_meter: BTreeMap<MeterId, Vec<Reading>> = BTreeMap::new();
+        for m in messages {
+            for item in parse_message(m.payload, m.ctx, &self.config.limits) {
+                match item {
+                    Ok(r) => by_meter.entry(r.meter_id.clone()).or_default().push(r),
+                    Err(q) => quarantine.push(q),
+                }
+            }
+        }
+
+        let mut accepted: Vec<(Arc<MeterInfo>, Vec<Reading>)> = Vec::with_capacity(by_meter.len());
+        for (meter, readings) in by_meter {
+            match self.meter_info(&meter).await? {
+                Some(info) => accepted.push((info, readings)),
+                None => quarantine.extend(readings.iter().map(|r| {
+                    QuarantineEntry::for_reading(
+                        r,
+                        Rejection::new(
+                            QuarantineReason::UnknownMeter,
+                            format!("meter {meter} is not in the registry"),
+                        ),
+                    )
+                })),
+            }
+        }
+
+        let flat: Vec<Reading> = accepted.iter().flat_map(|(_, rs)| rs.iter().cloned()).collect();
+        let outcomes = if flat.is_empty() {
+            Vec::new()
+        } else {
+            self.ports.readings.insert(&flat).await?
+        };
+        for o in &outcomes {
+            match o {
+                InsertOutcome::Stored => report.stored += 1,
+                _ => report.duplicates += 1,
+            }
+        }
+        // Duplicates by seq at another timestamp are not in the store: they must not drive a
+        // refresh around a time they do not occupy.
+        let mut outcome_iter = outcomes.into_iter();
+        let work: Vec<(Arc<MeterInfo>, Vec<Reading>)> = accepted
+            .into_iter()
+            .map(|(info, rs)| {
+                let kept = rs
+                    .into_iter()
+                    .filter(|_| outcome_iter.next() != Some(InsertOutcome::DuplicateSeq))
+                    .collect();
+                (info, kept)
+            })
+            .filter(|(_, rs): &(_, Vec<Reading>)| !rs.is_empty())
+            .collect();
+
+        if !quarantine.is_empty() {
+            for q in &quarantine {
+                tracing::warn!(meter_id = %q.meter_key, reason = %q.reason, detail = %q.detail, "reading quarantined");
+                *report
+                    .quarantined_by_reason
+                    .entry(q.reason.as_str().to_owned())
+                    .or_default() += 1;
+            }
+            report.quarantined = quarantine.len() as u64;
+            self.ports.quarantine.put(&quarantine).await?;
+        }
+
+        let events: Vec<usize> = stream::iter(work.iter())
+            .map(|(info, rs)| self.refresh(info, rs))
+            .buffer_unordered(self.config.concurrency.max(1))
+            .try_collect()
+            .await?;
+        report.events = events.into_iter().sum::<usize>() as u64;
+        tracing::info!(
+            stored = report.stored,
+            duplicates = report.duplicates,
+            quarantined = report.quarantined,
+            events = report.events,
+            "ingest batch done"
+        );
+        Ok(report)
+    }
+
+    /// The registry record, from the cache, the registry, or auto-registration.
+    async fn meter_info(&self, meter: &MeterId) -> Result<Option<Arc<MeterInfo>>, StoreError> {
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((info, at)) = cache.get(meter) {
+                if at.elapsed() < self.config.registry_cache_ttl {
+                    return Ok(Some(info.clone()));
+                }
+            }
+        }
+        let found = match self.ports.registry.get(meter).await? {
+            Some(info) => Some(info),
+            None => match self.config.registry_mode {
+                RegistryMode::Enforce => None,
+                RegistryMode::AutoRegister => Some(
+                    self.ports
+                        .registry
+                        .register_if_absent(&MeterInfo::new_consumer(
+                            meter.clone(),
+                            self.config.default_timezone,
+                        ))
+                        .await?,
+                ),
+            },
+        };
+        let found = found.map(Arc::new);
+        if let (Some(info), Ok(mut cache)) = (&found, self.cache.lock()) {
+            cache.insert(meter.clone(), (info.clone(), Instant::now()));
+        }
+        Ok(found)
+    }
+
+    /// Recomputes the aggregates a meter's batch can have changed and raises its instant events.
+    /// Returns the number of events raised.
+    async fn refresh(&self, info: &MeterInfo, batch: &[Reading]) -> Result<usize, StoreError> {
+        let store = &self.ports.readings;
+        let aggs = &self.ports.aggregates;
+        let meter = &info.meter_id;
+        let tz = &info.timezone;
+        let (Some(lo), Some(hi)) = (
+            batch.iter().map(|r| r.ts).min(),
+            batch.iter().map(|r| r.ts).max(),
+        ) else {
+            return Ok(0);
+        };
+        let prev = store.before(meter, lo).await?.map(|r| r.ts);
+        let next = store.after(meter, hi).await?.map(|r| r.ts);
+        let range = HourRange::affected(tz, prev, lo, hi, next);
+
+        // Versions are taken after this call's readings are stored and before reading them back,
+        // so a higher version always saw at least what a lower one saw.
+        let v_hour = aggs.next_version(meter).await?;
+        let from = range.load_from();
+        let to = range.load_to();
+        let mut loaded: Vec<Reading> = Vec::new();
+        if let Some(r) = store.before(meter, from.add_millis(1)).await? {
+            loaded.push(r);
+        }
+        loaded.extend(store.range(meter, from.add_millis(1), to).await?);
+        if let Some(r) = store.after(meter, to).await? {
+            loaded.push(r);
+        }
+        let points: Vec<(Timestamp, crate::types::Energy)> =
+            loaded.iter().map(|r| (r.ts, r.energy_import)).collect();
+        aggs.put(&hourly(meter, tz, &self.config.registers, &points, range, v_hour))
+            .await?;
+
+        let mut events = Vec::new();
+        for r in batch {
+            let pos = loaded.partition_point(|x| x.ts < r.ts);
+            let prev = pos.checked_sub(1).and_then(|i| loaded.get(i));
+            // Check against what is stored, which wins over a duplicate in the batch.
+            let stored = loaded.get(pos).filter(|x| x.ts == r.ts).unwrap_or(r);
+            events.extend(self.config.events.detect(info, &self.config.registers, stored, prev));
+        }
+        if !events.is_empty() {
+            for e in &events {
+                tracing::info!(meter_id = %meter, kind = %e.kind, ts = %e.ts, "instant event");
+            }
+            self.ports.events.publish(&events).await?;
+        }
+
+        let dates = range.dates(tz);
+        let v_day = aggs.next_version(meter).await?;
+        let mut days = Vec::with_capacity(dates.len());
+        for d in &dates {
+            let (a, b) = hours_of_day(tz, *d);
+            let hours = aggs.range(meter, a, b).await?;
+            days.push(roll_up(meter, Period::Day(*d), &hours, v_day));
+        }
+        aggs.put(&days).await?;
+
+        let mut months: Vec<Period> = dates.iter().map(|d| Period::month_of(*d)).collect();
+        months.dedup();
+        let v_month = aggs.next_version(meter).await?;
+        let mut rolled = Vec::with_capacity(months.len());
+        for m in months {
+            if let Period::Month(first) = m {
+                let (a, b) = days_of_month(first);
+                let days = aggs.range(meter, a, b).await?;
+                rolled.push(roll_up(meter, m, &days, v_month));
+            }
+        }
+        aggs.put(&rolled).await?;
+        Ok(events.len())
+    }
+}

@@ -1,0 +1,300 @@
+//! In-memory adapters for every port: the fakes that unit tests and the domain benchmark use.
+//! They hold the same contract as the SQLite and DynamoDB adapters (the conformance suite runs
+//! against them too), but keep nothing across restarts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use crate::aggregate::{Aggregate, Period};
+use crate::events::MeterEvent;
+use crate::ports::{
+    AggregateStore, EventStore, InsertOutcome, MeterRegistry, QuarantineStore, ReadingStore,
+    StoreError,
+};
+use crate::registry::MeterInfo;
+use crate::telemetry::QuarantineEntry;
+use crate::types::{MeterId, Reading, Timestamp};
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
+    m.lock()
+        .map_err(|_| StoreError::Corrupt("in-memory store lock poisoned".into()))
+}
+
+#[derive(Default)]
+struct MeterReadings {
+    by_ts: BTreeMap<Timestamp, Reading>,
+    seqs: HashMap<u64, Timestamp>,
+}
+
+/// Readings in memory.
+#[derive(Default)]
+pub struct MemoryReadingStore {
+    meters: Mutex<HashMap<MeterId, MeterReadings>>,
+}
+
+impl MemoryReadingStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores one reading, the synchronous core of [`ReadingStore::insert`] (the domain
+    /// benchmark calls it directly).
+    pub fn insert_one(&self, r: &Reading) -> Result<InsertOutcome, StoreError> {
+        let mut meters = lock(&self.meters)?;
+        let m = meters.entry(r.meter_id.clone()).or_default();
+        Ok(insert_into(m, r))
+    }
+
+    /// Number of readings held.
+    pub fn len(&self) -> usize {
+        lock(&self.meters).map_or(0, |m| m.values().map(|r| r.by_ts.len()).sum())
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn insert_into(m: &mut MeterReadings, r: &Reading) -> InsertOutcome {
+    if m.by_ts.contains_key(&r.ts) {
+        return InsertOutcome::DuplicateTimestamp;
+    }
+    if let Some(seq) = r.seq {
+        if m.seqs.contains_key(&seq) {
+            return InsertOutcome::DuplicateSeq;
+        }
+        m.seqs.insert(seq, r.ts);
+    }
+    m.by_ts.insert(r.ts, r.clone());
+    InsertOutcome::Stored
+}
+
+#[async_trait]
+impl ReadingStore for MemoryReadingStore {
+    async fn insert(&self, readings: &[Reading]) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut meters = lock(&self.meters)?;
+        Ok(readings
+            .iter()
+            .map(|r| insert_into(meters.entry(r.meter_id.clone()).or_default(), r))
+            .collect())
+    }
+
+    async fn range(
+        &self,
+        meter: &MeterId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reading>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let meters = lock(&self.meters)?;
+        Ok(meters
+            .get(meter)
+            .map(|m| m.by_ts.range(from..=to).map(|(_, r)| r.clone()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn before(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
+        let meters = lock(&self.meters)?;
+        Ok(meters
+            .get(meter)
+            .and_then(|m| m.by_ts.range(..ts).next_back().map(|(_, r)| r.clone())))
+    }
+
+    async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let meters = lock(&self.meters)?;
+        Ok(meters.get(meter).and_then(|m| {
+            m.by_ts
+                .range((Excluded(ts), Unbounded))
+                .next()
+                .map(|(_, r)| r.clone())
+        }))
+    }
+}
+
+/// The registry in memory.
+#[derive(Default)]
+pub struct MemoryMeterRegistry {
+    meters: Mutex<BTreeMap<MeterId, MeterInfo>>,
+}
+
+impl MemoryMeterRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl MeterRegistry for MemoryMeterRegistry {
+    async fn get(&self, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError> {
+        Ok(lock(&self.meters)?.get(meter).cloned())
+    }
+
+    async fn upsert(&self, info: &MeterInfo) -> Result<(), StoreError> {
+        lock(&self.meters)?.insert(info.meter_id.clone(), info.clone());
+        Ok(())
+    }
+
+    async fn register_if_absent(&self, info: &MeterInfo) -> Result<MeterInfo, StoreError> {
+        Ok(lock(&self.meters)?
+            .entry(info.meter_id.clone())
+            .or_insert_with(|| info.clone())
+            .clone())
+    }
+
+    async fn by_feeder(&self, feeder: &MeterId) -> Result<Vec<MeterInfo>, StoreError> {
+        Ok(lock(&self.meters)?
+            .values()
+            .filter(|m| m.feeder_id.as_ref() == Some(feeder))
+            .cloned()
+            .collect())
+    }
+}
+
+/// Quarantine in memory.
+#[derive(Default)]
+pub struct MemoryQuarantineStore {
+    entries: Mutex<BTreeMap<(String, Timestamp, String), QuarantineEntry>>,
+}
+
+impl MemoryQuarantineStore {
+    /// An empty quarantine.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl QuarantineStore for MemoryQuarantineStore {
+    async fn put(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
+        let mut map = lock(&self.entries)?;
+        for e in entries {
+            map.insert((e.meter_key.clone(), e.received, e.id.clone()), e.clone());
+        }
+        Ok(())
+    }
+
+    async fn for_meter(
+        &self,
+        meter_key: &str,
+        limit: usize,
+    ) -> Result<Vec<QuarantineEntry>, StoreError> {
+        Ok(lock(&self.entries)?
+            .iter()
+            .rev()
+            .filter(|((k, _, _), _)| k == meter_key)
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+}
+
+/// Aggregates in memory.
+#[derive(Default)]
+pub struct MemoryAggregateStore {
+    versions: Mutex<HashMap<MeterId, u64>>,
+    aggregates: Mutex<BTreeMap<(MeterId, Period), Aggregate>>,
+}
+
+impl MemoryAggregateStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl AggregateStore for MemoryAggregateStore {
+    async fn next_version(&self, meter: &MeterId) -> Result<u64, StoreError> {
+        let mut v = lock(&self.versions)?;
+        let n = v.entry(meter.clone()).or_insert(0);
+        *n += 1;
+        Ok(*n)
+    }
+
+    async fn put(&self, aggregates: &[Aggregate]) -> Result<(), StoreError> {
+        let mut map = lock(&self.aggregates)?;
+        for a in aggregates {
+            let key = (a.meter_id.clone(), a.period);
+            match map.get(&key) {
+                Some(old) if old.version >= a.version => {}
+                _ => {
+                    map.insert(key, a.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn range(
+        &self,
+        meter: &MeterId,
+        from: Period,
+        to: Period,
+    ) -> Result<Vec<Aggregate>, StoreError> {
+        if from.granularity() != to.granularity() || from > to {
+            return Ok(Vec::new());
+        }
+        Ok(lock(&self.aggregates)?
+            .range((meter.clone(), from)..=(meter.clone(), to))
+            .map(|(_, a)| a.clone())
+            .collect())
+    }
+}
+
+/// Events in memory.
+#[derive(Default)]
+pub struct MemoryEventStore {
+    events: Mutex<BTreeMap<(MeterId, Timestamp, String), MeterEvent>>,
+}
+
+impl MemoryEventStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl EventStore for MemoryEventStore {
+    async fn publish(&self, events: &[MeterEvent]) -> Result<(), StoreError> {
+        let mut map = lock(&self.events)?;
+        for e in events {
+            map.entry((e.meter_id.clone(), e.ts, e.key()))
+                .or_insert_with(|| e.clone());
+        }
+        Ok(())
+    }
+
+    async fn for_meter(
+        &self,
+        meter: &MeterId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<MeterEvent>, StoreError> {
+        Ok(lock(&self.events)?
+            .iter()
+            .filter(|((m, ts, _), _)| m == meter && *ts >= from && *ts <= to)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+}
+
+/// A full set of in-memory ports.
+pub fn memory_ports() -> crate::ingest::Ports {
+    use std::sync::Arc;
+    crate::ingest::Ports {
+        readings: Arc::new(MemoryReadingStore::new()),
+        registry: Arc::new(MemoryMeterRegistry::new()),
+        quarantine: Arc::new(MemoryQuarantineStore::new()),
+        aggregates: Arc::new(MemoryAggregateStore::new()),
+        events: Arc::new(MemoryEventStore::new()),
+    }
+}

@@ -1,0 +1,142 @@
+//! The ports: what the domain needs from storage and messaging, one narrow trait per role.
+//! Adapters implement them by technology (`SqliteReadingStore`, `DynamoReadingStore`, ...), and
+//! one conformance suite (in `tests/`) holds every adapter to the same contract.
+//!
+//! Every write is idempotent: calling it again with the same input leaves the same state. That is
+//! what makes a retried Lambda invocation, or a redelivered IoT message, harmless.
+
+use async_trait::async_trait;
+
+use crate::aggregate::{Aggregate, Period};
+use crate::events::MeterEvent;
+use crate::registry::MeterInfo;
+use crate::telemetry::QuarantineEntry;
+use crate::types::{MeterId, Reading, Timestamp};
+
+/// A boxed error from an adapter's client library, kept as the source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend is throttling or temporarily unreachable: retrying later can succeed.
+    #[error("store temporarily unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The backend refused the request; retrying the same request will fail again.
+    #[error("store rejected the request")]
+    Rejected(#[source] BoxError),
+    /// A stored record could not be decoded.
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether retrying the whole operation may help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// What happened to one reading offered to [`ReadingStore::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InsertOutcome {
+    /// Newly stored.
+    Stored,
+    /// A reading with the same meter and timestamp is already stored; nothing changed.
+    DuplicateTimestamp,
+    /// A reading with the same meter and `seq` (at another time) is already stored; nothing
+    /// changed.
+    DuplicateSeq,
+}
+
+impl InsertOutcome {
+    /// Whether it was a duplicate of either kind.
+    pub fn is_duplicate(self) -> bool {
+        !matches!(self, Self::Stored)
+    }
+}
+
+/// Raw readings, keyed by meter and timestamp, unique also by meter and `seq`.
+#[async_trait]
+pub trait ReadingStore: Send + Sync {
+    /// Stores each reading unless one with the same (meter, ts) or (meter, seq) exists; returns
+    /// one outcome per input, in order. The first of two equal readings in one call wins.
+    async fn insert(&self, readings: &[Reading]) -> Result<Vec<InsertOutcome>, StoreError>;
+
+    /// Readings of `meter` with `from <= ts <= to`, in time order.
+    async fn range(
+        &self,
+        meter: &MeterId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reading>, StoreError>;
+
+    /// The latest reading strictly before `ts`.
+    async fn before(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError>;
+
+    /// The earliest reading strictly after `ts`.
+    async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError>;
+}
+
+/// The meter registry.
+#[async_trait]
+pub trait MeterRegistry: Send + Sync {
+    /// The meter, if registered.
+    async fn get(&self, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError>;
+
+    /// Creates or replaces the meter's record.
+    async fn upsert(&self, info: &MeterInfo) -> Result<(), StoreError>;
+
+    /// Registers the meter unless it already is; returns the stored record either way.
+    async fn register_if_absent(&self, info: &MeterInfo) -> Result<MeterInfo, StoreError>;
+
+    /// The consumer meters under a feeder.
+    async fn by_feeder(&self, feeder: &MeterId) -> Result<Vec<MeterInfo>, StoreError>;
+}
+
+/// Refused messages and readings, with their reasons.
+#[async_trait]
+pub trait QuarantineStore: Send + Sync {
+    /// Stores the entries; an entry with an existing id is overwritten with itself.
+    async fn put(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError>;
+
+    /// The latest entries for a meter key (a meter id or `_unknown`), newest first.
+    async fn for_meter(
+        &self,
+        meter_key: &str,
+        limit: usize,
+    ) -> Result<Vec<QuarantineEntry>, StoreError>;
+}
+
+/// Hourly, daily and monthly aggregates.
+#[async_trait]
+pub trait AggregateStore: Send + Sync {
+    /// A fresh version number for `meter`, greater than every one handed out before.
+    async fn next_version(&self, meter: &MeterId) -> Result<u64, StoreError>;
+
+    /// Writes each aggregate unless the stored one has an equal or higher version.
+    async fn put(&self, aggregates: &[Aggregate]) -> Result<(), StoreError>;
+
+    /// Aggregates of `meter` with periods `from..=to` (both of the same granularity), in order.
+    async fn range(
+        &self,
+        meter: &MeterId,
+        from: Period,
+        to: Period,
+    ) -> Result<Vec<Aggregate>, StoreError>;
+}
+
+/// Instant events, for the alerts function.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Records the events; an event already recorded (same meter and key) is left as it is.
+    async fn publish(&self, events: &[MeterEvent]) -> Result<(), StoreError>;
+
+    /// Events of `meter` with `from <= ts <= to`, in time order.
+    async fn for_meter(
+        &self,
+        meter: &MeterId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<MeterEvent>, StoreError>;
+}
