@@ -1,1 +1,52 @@
-//! placeholder
+//! Workspace integration tests for meterflow.
+//!
+//! [`conformance`] holds one contract suite per port. Each adapter's test file instantiates it
+//! with [`conformance_suite!`], so the in-memory, SQLite and DynamoDB adapters are held to the
+//! very same cases. The files under `tests/` are the instantiations and the end-to-end tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod conformance;
+pub mod fixtures;
+
+/// Expands into one `#[tokio::test]` per conformance case. `$make` is an async fn returning a
+/// fresh, isolated `meter_core::Ports`; an optional `skip` expression (evaluated first) lets a
+/// backend that is not available say so and return.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:path) => {
+        $crate::conformance_suite!($make, skip = false);
+    };
+    ($make:path, skip = $skip:expr) => {
+        $crate::conformance_suite!(@cases $make, $skip,
+            readings_come_back_in_time_order_with_every_field,
+            a_second_reading_at_the_same_time_is_a_duplicate_and_changes_nothing,
+            a_reused_seq_at_another_time_is_a_duplicate_seq,
+            the_first_of_two_equal_readings_in_one_call_wins,
+            before_and_after_are_strict_and_stay_within_the_meter,
+            range_spans_more_than_one_page,
+            the_registry_round_trips_and_lists_consumers_by_feeder,
+            register_if_absent_keeps_the_existing_record,
+            quarantine_is_idempotent_and_lists_newest_first,
+            versions_only_increase_and_a_lower_version_never_overwrites,
+            aggregate_ranges_stay_within_granularity_and_meter,
+            events_are_recorded_once_and_listed_by_time,
+            redelivery_and_out_of_order_replay_leave_every_aggregate_unchanged,
+            a_retry_after_a_crash_half_way_converges_on_the_same_state,
+            gaps_are_estimated_and_resets_bill_nothing,
+            unknown_meters_are_quarantined_when_the_registry_is_enforced,
+        );
+    };
+    (@cases $make:path, $skip:expr, $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if $skip {
+                    return;
+                }
+                let ports = $make().await;
+                $crate::conformance::$case(ports).await;
+            }
+        )+
+    };
+}
