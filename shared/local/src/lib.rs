@@ -1,1 +1,679 @@
-//! placeholder
+//! `meter-local`: the embedded SQLite adapters for meterflow's ports, used by the local stack
+//! (`meterflow up`) and by tests.
+//!
+//! One [`SqliteDb`] (a single connection in WAL mode behind a mutex) backs all five adapters.
+//! Calls are short and batched in transactions, so holding the mutex on the async executor's
+//! thread costs less than handing each call to a blocking pool would.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use meter_core::aggregate::{Aggregate, Period};
+use meter_core::ingest::Ports;
+use meter_core::ports::{
+    AggregateStore, EventStore, InsertOutcome, MeterRegistry, QuarantineStore, ReadingStore,
+    StoreError,
+};
+use meter_core::registry::parse_timezone;
+use meter_core::telemetry::QuarantineEntry;
+use meter_core::{
+    Energy, EventKind, MeterEvent, MeterId, MeterInfo, MeterKind, MeterStatus, QuarantineReason,
+    Reading, RelayState, Timestamp,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS readings (
+    meter_id     TEXT    NOT NULL,
+    ts           INTEGER NOT NULL,
+    seq          INTEGER,
+    received_ms  INTEGER NOT NULL,
+    e_imp        INTEGER NOT NULL,
+    e_exp        INTEGER,
+    power_w      REAL,
+    voltage_v    REAL,
+    current_a    REAL,
+    power_factor REAL,
+    frequency_hz REAL,
+    status       TEXT    NOT NULL,
+    relay        TEXT,
+    PRIMARY KEY (meter_id, ts)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS readings_by_seq ON readings (meter_id, seq) WHERE seq IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS meters (
+    meter_id      TEXT PRIMARY KEY,
+    kind          TEXT NOT NULL,
+    feeder_id     TEXT,
+    contracted_kw REAL,
+    location      TEXT,
+    tariff_id     TEXT,
+    timezone      TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS meters_by_feeder ON meters (feeder_id, meter_id);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    meter_key   TEXT    NOT NULL,
+    received_ms INTEGER NOT NULL,
+    id          TEXT    NOT NULL,
+    reason      TEXT    NOT NULL,
+    detail      TEXT    NOT NULL,
+    raw         TEXT    NOT NULL,
+    idx         INTEGER,
+    PRIMARY KEY (meter_key, received_ms, id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS aggregate_versions (
+    meter_id TEXT PRIMARY KEY,
+    v        INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS aggregates (
+    meter_id  TEXT    NOT NULL,
+    period    TEXT    NOT NULL,
+    measured  INTEGER NOT NULL,
+    estimated INTEGER NOT NULL,
+    readings  INTEGER NOT NULL,
+    resets    INTEGER NOT NULL,
+    version   INTEGER NOT NULL,
+    PRIMARY KEY (meter_id, period)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    meter_id TEXT    NOT NULL,
+    ev_key   TEXT    NOT NULL,
+    ts       INTEGER NOT NULL,
+    kind     TEXT    NOT NULL,
+    value    REAL,
+    detail   TEXT    NOT NULL,
+    PRIMARY KEY (meter_id, ev_key)
+) WITHOUT ROWID;
+"#;
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// SQLite refused to open or migrate the file.
+    #[error("cannot open the SQLite store at {path}")]
+    Sqlite {
+        /// The file.
+        path: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// The SQLite database behind every local adapter.
+pub struct SqliteDb {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the store at `path`, in WAL mode.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let wrap = |source| OpenError::Sqlite {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(wrap)?;
+        Self::init(conn).map_err(wrap)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory() -> Result<Self, OpenError> {
+        let wrap = |source| OpenError::Sqlite {
+            path: ":memory:".into(),
+            source,
+        };
+        Self::init(Connection::open_in_memory().map_err(wrap)?).map_err(wrap)
+    }
+
+    fn init(conn: Connection) -> Result<Self, rusqlite::Error> {
+        // WAL with synchronous=NORMAL: a committed batch survives a process crash, and the
+        // write rate is bounded by batches, not by fsyncs per reading.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Corrupt("SQLite connection lock poisoned".into()))
+    }
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(ref f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable(Box::new(e))
+        }
+        other => StoreError::Rejected(Box::new(other)),
+    }
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?} in the SQLite store"))
+}
+
+fn meter_id(s: &str) -> Result<MeterId, StoreError> {
+    MeterId::parse(s).map_err(|_| corrupt("meter id", s))
+}
+
+/// All five adapters over one database.
+pub fn sqlite_ports(db: Arc<SqliteDb>) -> Ports {
+    Ports {
+        readings: Arc::new(SqliteReadingStore { db: db.clone() }),
+        registry: Arc::new(SqliteMeterRegistry { db: db.clone() }),
+        quarantine: Arc::new(SqliteQuarantineStore { db: db.clone() }),
+        aggregates: Arc::new(SqliteAggregateStore { db: db.clone() }),
+        events: Arc::new(SqliteEventStore { db }),
+    }
+}
+
+/// Raw readings in SQLite.
+pub struct SqliteReadingStore {
+    db: Arc<SqliteDb>,
+}
+
+impl SqliteReadingStore {
+    /// The reading adapter over `db`.
+    pub fn new(db: Arc<SqliteDb>) -> Self {
+        Self { db }
+    }
+}
+
+const READING_COLUMNS: &str = "meter_id, ts, seq, received_ms, e_imp, e_exp, power_w, voltage_v, \
+     current_a, power_factor, frequency_hz, status, relay";
+
+fn reading_from_row(row: &Row<'_>) -> Result<Result<Reading, StoreError>, rusqlite::Error> {
+    let id: String = row.get(0)?;
+    let relay: Option<String> = row.get(12)?;
+    let status: String = row.get(11)?;
+    let seq: Option<i64> = row.get(2)?;
+    Ok((|| {
+        Ok(Reading {
+            meter_id: meter_id(&id)?,
+            ts: Timestamp::from_millis(row.get(1).map_err(sql)?),
+            seq: seq.map(|s| s as u64),
+            received: Timestamp::from_millis(row.get(3).map_err(sql)?),
+            energy_import: Energy::from_mwh(row.get(4).map_err(sql)?),
+            energy_export: row.get::<_, Option<i64>>(5).map_err(sql)?.map(Energy::from_mwh),
+            power_w: row.get(6).map_err(sql)?,
+            voltage_v: row.get(7).map_err(sql)?,
+            current_a: row.get(8).map_err(sql)?,
+            power_factor: row.get(9).map_err(sql)?,
+            frequency_hz: row.get(10).map_err(sql)?,
+            status: MeterStatus::parse(&status),
+            relay: match relay {
+                None => None,
+                Some(r) => Some(RelayState::parse(&r).ok_or_else(|| corrupt("relay", &r))?),
+            },
+        })
+    })())
+}
+
+fn query_readings(
+    conn: &Connection,
+    tail: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Reading>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {READING_COLUMNS} FROM readings {tail}"))
+        .map_err(sql)?;
+    let rows = stmt.query_map(args, reading_from_row).map_err(sql)?;
+    rows.map(|r| r.map_err(sql).and_then(|x| x)).collect()
+}
+
+#[async_trait]
+impl ReadingStore for SqliteReadingStore {
+    async fn insert(&self, readings: &[Reading]) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut conn = self.db.conn()?;
+        let tx = conn.transaction().map_err(sql)?;
+        let mut out = Vec::with_capacity(readings.len());
+        {
+            let mut ins = tx
+                .prepare_cached(&format!(
+                    "INSERT OR IGNORE INTO readings ({READING_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                ))
+                .map_err(sql)?;
+            let mut exists = tx
+                .prepare_cached("SELECT 1 FROM readings WHERE meter_id = ?1 AND ts = ?2")
+                .map_err(sql)?;
+            for r in readings {
+                let changed = ins
+                    .execute(params![
+                        r.meter_id.as_str(),
+                        r.ts.millis(),
+                        r.seq.map(|s| s as i64),
+                        r.received.millis(),
+                        r.energy_import.mwh(),
+                        r.energy_export.map(Energy::mwh),
+                        r.power_w,
+                        r.voltage_v,
+                        r.current_a,
+                        r.power_factor,
+                        r.frequency_hz,
+                        r.status.as_str(),
+                        r.relay.map(RelayState::as_str),
+                    ])
+                    .map_err(sql)?;
+                out.push(if changed == 1 {
+                    InsertOutcome::Stored
+                } else if exists
+                    .exists(params![r.meter_id.as_str(), r.ts.millis()])
+                    .map_err(sql)?
+                {
+                    InsertOutcome::DuplicateTimestamp
+                } else {
+                    InsertOutcome::DuplicateSeq
+                });
+            }
+        }
+        tx.commit().map_err(sql)?;
+        Ok(out)
+    }
+
+    async fn range(
+        &self,
+        meter: &MeterId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reading>, StoreError> {
+        let conn = self.db.conn()?;
+        query_readings(
+            &conn,
+            "WHERE meter_id = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts",
+            &[&meter.as_str(), &from.millis(), &to.millis()],
+        )
+    }
+
+    async fn before(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
+        let conn = self.db.conn()?;
+        Ok(query_readings(
+            &conn,
+            "WHERE meter_id = ?1 AND ts < ?2 ORDER BY ts DESC LIMIT 1",
+            &[&meter.as_str(), &ts.millis()],
+        )?
+        .pop())
+    }
+
+    async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
+        let conn = self.db.conn()?;
+        Ok(query_readings(
+            &conn,
+            "WHERE meter_id = ?1 AND ts > ?2 ORDER BY ts LIMIT 1",
+            &[&meter.as_str(), &ts.millis()],
+        )?
+        .pop())
+    }
+}
+
+/// The meter registry in SQLite.
+pub struct SqliteMeterRegistry {
+    db: Arc<SqliteDb>,
+}
+
+fn meter_from_row(row: &Row<'_>) -> Result<Result<MeterInfo, StoreError>, rusqlite::Error> {
+    let id: String = row.get(0)?;
+    let kind: String = row.get(1)?;
+    let feeder: Option<String> = row.get(2)?;
+    let tz: String = row.get(6)?;
+    let contracted_kw: Option<f64> = row.get(3)?;
+    let location: Option<String> = row.get(4)?;
+    let tariff_id: Option<String> = row.get(5)?;
+    Ok((|| {
+        Ok(MeterInfo {
+            meter_id: meter_id(&id)?,
+            kind: MeterKind::parse(&kind).ok_or_else(|| corrupt("meter kind", &kind))?,
+            feeder_id: feeder.as_deref().map(meter_id).transpose()?,
+            contracted_kw,
+            location,
+            tariff_id,
+            timezone: parse_timezone(&tz).ok_or_else(|| corrupt("time zone", &tz))?,
+        })
+    })())
+}
+
+const METER_COLUMNS: &str = "meter_id, kind, feeder_id, contracted_kw, location, tariff_id, timezone";
+
+fn write_meter(conn: &Connection, verb: &str, m: &MeterInfo) -> Result<usize, StoreError> {
+    conn.prepare_cached(&format!(
+        "{verb} INTO meters ({METER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            m.meter_id.as_str(),
+            m.kind.as_str(),
+            m.feeder_id.as_ref().map(MeterId::as_str),
+            m.contracted_kw,
+            m.location,
+            m.tariff_id,
+            m.timezone.name(),
+        ])
+    })
+    .map_err(sql)
+}
+
+fn get_meter(conn: &Connection, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {METER_COLUMNS} FROM meters WHERE meter_id = ?1"))
+        .and_then(|mut s| s.query_row([meter.as_str()], meter_from_row).optional())
+        .map_err(sql)?
+        .transpose()
+}
+
+#[async_trait]
+impl MeterRegistry for SqliteMeterRegistry {
+    async fn get(&self, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError> {
+        get_meter(&*self.db.conn()?, meter)
+    }
+
+    async fn upsert(&self, info: &MeterInfo) -> Result<(), StoreError> {
+        write_meter(&*self.db.conn()?, "INSERT OR REPLACE", info).map(|_| ())
+    }
+
+    async fn register_if_absent(&self, info: &MeterInfo) -> Result<MeterInfo, StoreError> {
+        let conn = self.db.conn()?;
+        write_meter(&conn, "INSERT OR IGNORE", info)?;
+        get_meter(&conn, &info.meter_id)?
+            .ok_or_else(|| corrupt("meter vanished after insert", info.meter_id.as_str()))
+    }
+
+    async fn by_feeder(&self, feeder: &MeterId) -> Result<Vec<MeterInfo>, StoreError> {
+        let conn = self.db.conn()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {METER_COLUMNS} FROM meters WHERE feeder_id = ?1 ORDER BY meter_id"
+            ))
+            .map_err(sql)?;
+        let rows = stmt.query_map([feeder.as_str()], meter_from_row).map_err(sql)?;
+        rows.map(|r| r.map_err(sql).and_then(|x| x)).collect()
+    }
+}
+
+/// Quarantine in SQLite.
+pub struct SqliteQuarantineStore {
+    db: Arc<SqliteDb>,
+}
+
+#[async_trait]
+impl QuarantineStore for SqliteQuarantineStore {
+    async fn put(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
+        let mut conn = self.db.conn()?;
+        let tx = conn.transaction().map_err(sql)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO quarantine \
+                     (meter_key, received_ms, id, reason, detail, raw, idx) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql)?;
+            for e in entries {
+                stmt.execute(params![
+                    e.meter_key,
+                    e.received.millis(),
+                    e.id,
+                    e.reason.as_str(),
+                    e.detail,
+                    e.raw,
+                    e.index,
+                ])
+                .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    async fn for_meter(
+        &self,
+        meter_key: &str,
+        limit: usize,
+    ) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let conn = self.db.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT meter_key, received_ms, id, reason, detail, raw, idx FROM quarantine \
+                 WHERE meter_key = ?1 ORDER BY received_ms DESC, id DESC LIMIT ?2",
+            )
+            .map_err(sql)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![meter_key, limit], |row| {
+                let reason: String = row.get(3)?;
+                Ok((
+                    QuarantineEntry {
+                        meter_key: row.get(0)?,
+                        received: Timestamp::from_millis(row.get(1)?),
+                        id: row.get(2)?,
+                        reason: QuarantineReason::MalformedJson,
+                        detail: row.get(4)?,
+                        raw: row.get(5)?,
+                        index: row.get(6)?,
+                    },
+                    reason,
+                ))
+            })
+            .map_err(sql)?;
+        rows.map(|r| {
+            let (mut e, reason) = r.map_err(sql)?;
+            e.reason = QuarantineReason::parse(&reason)
+                .ok_or_else(|| corrupt("quarantine reason", &reason))?;
+            Ok(e)
+        })
+        .collect()
+    }
+}
+
+/// Aggregates in SQLite.
+pub struct SqliteAggregateStore {
+    db: Arc<SqliteDb>,
+}
+
+#[async_trait]
+impl AggregateStore for SqliteAggregateStore {
+    async fn next_version(&self, meter: &MeterId) -> Result<u64, StoreError> {
+        let conn = self.db.conn()?;
+        conn.prepare_cached(
+            "INSERT INTO aggregate_versions (meter_id, v) VALUES (?1, 1) \
+             ON CONFLICT (meter_id) DO UPDATE SET v = v + 1 RETURNING v",
+        )
+        .and_then(|mut s| s.query_row([meter.as_str()], |r| r.get::<_, i64>(0)))
+        .map(|v| v as u64)
+        .map_err(sql)
+    }
+
+    async fn put(&self, aggregates: &[Aggregate]) -> Result<(), StoreError> {
+        let mut conn = self.db.conn()?;
+        let tx = conn.transaction().map_err(sql)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO aggregates \
+                     (meter_id, period, measured, estimated, readings, resets, version) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (meter_id, period) DO UPDATE SET \
+                       measured = excluded.measured, estimated = excluded.estimated, \
+                       readings = excluded.readings, resets = excluded.resets, \
+                       version = excluded.version \
+                     WHERE excluded.version > aggregates.version",
+                )
+                .map_err(sql)?;
+            for a in aggregates {
+                stmt.execute(params![
+                    a.meter_id.as_str(),
+                    a.period.key(),
+                    a.measured.mwh(),
+                    a.estimated.mwh(),
+                    a.readings,
+                    a.resets,
+                    a.version as i64,
+                ])
+                .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    async fn range(
+        &self,
+        meter: &MeterId,
+        from: Period,
+        to: Period,
+    ) -> Result<Vec<Aggregate>, StoreError> {
+        if from.granularity() != to.granularity() {
+            return Ok(Vec::new());
+        }
+        let conn = self.db.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT period, measured, estimated, readings, resets, version FROM aggregates \
+                 WHERE meter_id = ?1 AND period BETWEEN ?2 AND ?3 ORDER BY period",
+            )
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map(params![meter.as_str(), from.key(), to.key()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, u32>(3)?,
+                    row.get::<_, u32>(4)?,
+                    row.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(sql)?;
+        rows.map(|r| {
+            let (key, measured, estimated, readings, resets, version) = r.map_err(sql)?;
+            Ok(Aggregate {
+                meter_id: meter.clone(),
+                period: Period::parse_key(&key).ok_or_else(|| corrupt("period key", &key))?,
+                measured: Energy::from_mwh(measured),
+                estimated: Energy::from_mwh(estimated),
+                readings,
+                resets,
+                version: version as u64,
+            })
+        })
+        .collect()
+    }
+}
+
+/// Instant events in SQLite.
+pub struct SqliteEventStore {
+    db: Arc<SqliteDb>,
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    async fn publish(&self, events: &[MeterEvent]) -> Result<(), StoreError> {
+        let mut conn = self.db.conn()?;
+        let tx = conn.transaction().map_err(sql)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events (meter_id, ev_key, ts, kind, value, detail) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql)?;
+            for e in events {
+                stmt.execute(params![
+                    e.meter_id.as_str(),
+                    e.key(),
+                    e.ts.millis(),
+                    e.kind.as_str(),
+                    e.value,
+                    e.detail,
+                ])
+                .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    async fn for_meter(
+        &self,
+        meter: &MeterId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<MeterEvent>, StoreError> {
+        let conn = self.db.conn()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT ts, kind, value, detail FROM events \
+                 WHERE meter_id = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ev_key",
+            )
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map(params![meter.as_str(), from.millis(), to.millis()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, Option<f64>>(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(sql)?;
+        rows.map(|r| {
+            let (ts, kind, value, detail) = r.map_err(sql)?;
+            Ok(MeterEvent {
+                meter_id: meter.clone(),
+                ts: Timestamp::from_millis(ts),
+                kind: EventKind::parse(&kind).ok_or_else(|| corrupt("event kind", &kind))?,
+                value,
+                detail,
+            })
+        })
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readings_survive_closing_and_reopening_the_file() {
+        let path = std::env::temp_dir().join(format!("meterflow-reopen-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let r = Reading {
+            meter_id: MeterId::parse("m-1").unwrap(),
+            ts: Timestamp::from_millis(1_772_323_200_000),
+            seq: Some(1),
+            received: Timestamp::from_millis(1_772_323_260_000),
+            energy_import: Energy::from_mwh(1_500_000),
+            energy_export: None,
+            power_w: Some(100.0),
+            voltage_v: None,
+            current_a: None,
+            power_factor: None,
+            frequency_hz: None,
+            status: MeterStatus::Ok,
+            relay: None,
+        };
+        {
+            let store = SqliteReadingStore::new(Arc::new(SqliteDb::open(&path).unwrap()));
+            assert_eq!(store.insert(&[r.clone()]).await.unwrap(), vec![InsertOutcome::Stored]);
+        }
+        let store = SqliteReadingStore::new(Arc::new(SqliteDb::open(&path).unwrap()));
+        assert_eq!(store.range(&r.meter_id, r.ts, r.ts).await.unwrap(), vec![r.clone()]);
+        assert_eq!(store.insert(&[r]).await.unwrap(), vec![InsertOutcome::DuplicateTimestamp]);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The conformance suite against the SQLite adapters (the local stack's store), each case on its
+//! own in-memory database.
+
+use std::sync::Arc;
+
+async fn make_ports() -> meter_core::Ports {
+    let db = meter_local::SqliteDb::in_memory().expect("open an in-memory SQLite database");
+    meter_local::sqlite_ports(Arc::new(db))
+}
+
+meterflow_tests::conformance_suite!(make_ports);
