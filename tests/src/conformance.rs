@@ -7,11 +7,12 @@ use meter_core::aggregate::{Aggregate, Period};
 use meter_core::ingest::{Inbound, IngestConfig, Ingestor, Ports, RegistryMode};
 use meter_core::telemetry::{MessageContext, QuarantineEntry};
 use meter_core::{
-    Energy, EventKind, InsertOutcome, MeterEvent, MeterInfo, MeterKind, QuarantineReason,
-    Timestamp,
+    Energy, EventKind, InsertOutcome, MeterEvent, MeterInfo, MeterKind, QuarantineReason, Timestamp,
 };
 
-use crate::fixtures::{bare_reading, batch_payload, day_series, meter, payload, reading, topic, QUARTER, T0};
+use crate::fixtures::{
+    bare_reading, batch_payload, day_series, meter, payload, reading, topic, QUARTER, T0,
+};
 
 const HOUR: i64 = 3_600_000;
 
@@ -19,11 +20,19 @@ pub async fn readings_come_back_in_time_order_with_every_field(p: Ports) {
     let full = reading("m-1", T0 + QUARTER, 10.5);
     let mut with_seq = bare_reading("m-1", T0, 10.0);
     with_seq.seq = Some(42);
-    let out = p.readings.insert(&[full.clone(), with_seq.clone()]).await.unwrap();
+    let out = p
+        .readings
+        .insert(&[full.clone(), with_seq.clone()])
+        .await
+        .unwrap();
     assert_eq!(out, vec![InsertOutcome::Stored, InsertOutcome::Stored]);
     let got = p
         .readings
-        .range(&meter("m-1"), Timestamp::from_millis(T0), Timestamp::from_millis(T0 + QUARTER))
+        .range(
+            &meter("m-1"),
+            Timestamp::from_millis(T0),
+            Timestamp::from_millis(T0 + QUARTER),
+        )
         .await
         .unwrap();
     assert_eq!(got, vec![with_seq, full]);
@@ -33,12 +42,22 @@ pub async fn a_second_reading_at_the_same_time_is_a_duplicate_and_changes_nothin
     let first = reading("m-1", T0, 10.0);
     let mut second = reading("m-1", T0, 99.0);
     second.voltage_v = Some(1.0);
-    assert_eq!(p.readings.insert(&[first.clone()]).await.unwrap(), vec![InsertOutcome::Stored]);
+    assert_eq!(
+        p.readings
+            .insert(std::slice::from_ref(&first))
+            .await
+            .unwrap(),
+        vec![InsertOutcome::Stored]
+    );
     assert_eq!(
         p.readings.insert(&[second]).await.unwrap(),
         vec![InsertOutcome::DuplicateTimestamp]
     );
-    let got = p.readings.range(&meter("m-1"), first.ts, first.ts).await.unwrap();
+    let got = p
+        .readings
+        .range(&meter("m-1"), first.ts, first.ts)
+        .await
+        .unwrap();
     assert_eq!(got, vec![first]);
 }
 
@@ -49,7 +68,10 @@ pub async fn a_reused_seq_at_another_time_is_a_duplicate_seq(p: Ports) {
     b.seq = Some(7);
     let mut other_meter = reading("m-2", T0 + QUARTER, 10.2);
     other_meter.seq = Some(7);
-    assert_eq!(p.readings.insert(&[a.clone()]).await.unwrap(), vec![InsertOutcome::Stored]);
+    assert_eq!(
+        p.readings.insert(&[a.clone()]).await.unwrap(),
+        vec![InsertOutcome::Stored]
+    );
     assert_eq!(
         p.readings.insert(&[b, other_meter]).await.unwrap(),
         vec![InsertOutcome::DuplicateSeq, InsertOutcome::Stored]
@@ -61,7 +83,11 @@ pub async fn a_reused_seq_at_another_time_is_a_duplicate_seq(p: Ports) {
     );
     let all = p
         .readings
-        .range(&meter("m-1"), Timestamp::from_millis(T0 - HOUR), Timestamp::from_millis(T0 + HOUR))
+        .range(
+            &meter("m-1"),
+            Timestamp::from_millis(T0 - HOUR),
+            Timestamp::from_millis(T0 + HOUR),
+        )
         .await
         .unwrap();
     assert_eq!(all, vec![a]);
@@ -71,21 +97,44 @@ pub async fn the_first_of_two_equal_readings_in_one_call_wins(p: Ports) {
     let a = reading("m-1", T0, 10.0);
     let b = reading("m-1", T0, 11.0);
     let out = p.readings.insert(&[a.clone(), b]).await.unwrap();
-    assert_eq!(out, vec![InsertOutcome::Stored, InsertOutcome::DuplicateTimestamp]);
-    assert_eq!(p.readings.range(&meter("m-1"), a.ts, a.ts).await.unwrap(), vec![a]);
+    assert_eq!(
+        out,
+        vec![InsertOutcome::Stored, InsertOutcome::DuplicateTimestamp]
+    );
+    assert_eq!(
+        p.readings.range(&meter("m-1"), a.ts, a.ts).await.unwrap(),
+        vec![a]
+    );
 }
 
 pub async fn before_and_after_are_strict_and_stay_within_the_meter(p: Ports) {
-    let rs: Vec<_> = (0..4).map(|i| bare_reading("m-1", T0 + i * QUARTER, 1.0 + i as f64)).collect();
+    let rs: Vec<_> = (0..4)
+        .map(|i| bare_reading("m-1", T0 + i * QUARTER, 1.0 + i as f64))
+        .collect();
     p.readings.insert(&rs).await.unwrap();
-    p.readings.insert(&[bare_reading("m-0", T0 - 5 * QUARTER, 1.0), bare_reading("m-2", T0 + 9 * QUARTER, 1.0)]).await.unwrap();
+    p.readings
+        .insert(&[
+            bare_reading("m-0", T0 - 5 * QUARTER, 1.0),
+            bare_reading("m-2", T0 + 9 * QUARTER, 1.0),
+        ])
+        .await
+        .unwrap();
     let m = meter("m-1");
     let at = |i: i64| Timestamp::from_millis(T0 + i * QUARTER);
-    assert_eq!(p.readings.before(&m, at(2)).await.unwrap(), Some(rs[1].clone()));
-    assert_eq!(p.readings.after(&m, at(2)).await.unwrap(), Some(rs[3].clone()));
+    assert_eq!(
+        p.readings.before(&m, at(2)).await.unwrap(),
+        Some(rs[1].clone())
+    );
+    assert_eq!(
+        p.readings.after(&m, at(2)).await.unwrap(),
+        Some(rs[3].clone())
+    );
     assert_eq!(p.readings.before(&m, at(0)).await.unwrap(), None);
     assert_eq!(p.readings.after(&m, at(3)).await.unwrap(), None);
-    assert_eq!(p.readings.before(&m, at(100)).await.unwrap(), Some(rs[3].clone()));
+    assert_eq!(
+        p.readings.before(&m, at(100)).await.unwrap(),
+        Some(rs[3].clone())
+    );
     assert!(p.readings.range(&m, at(3), at(2)).await.unwrap().is_empty());
 }
 
@@ -94,7 +143,11 @@ pub async fn range_spans_more_than_one_page(p: Ports) {
     let rs = day_series("m-1", T0, 100.0, 7 * 96);
     let out = p.readings.insert(&rs).await.unwrap();
     assert!(out.iter().all(|o| *o == InsertOutcome::Stored));
-    let got = p.readings.range(&meter("m-1"), rs[0].ts, rs[rs.len() - 1].ts).await.unwrap();
+    let got = p
+        .readings
+        .range(&meter("m-1"), rs[0].ts, rs[rs.len() - 1].ts)
+        .await
+        .unwrap();
     assert_eq!(got.len(), rs.len());
     assert_eq!(got, rs);
 }
@@ -119,7 +172,12 @@ pub async fn the_registry_round_trips_and_lists_consumers_by_feeder(p: Ports) {
         tariff_id: None,
         ..consumer("f-1", None)
     };
-    for m in [feeder.clone(), consumer("c-1", Some("f-1")), consumer("c-2", Some("f-1")), consumer("c-3", Some("f-9"))] {
+    for m in [
+        feeder.clone(),
+        consumer("c-1", Some("f-1")),
+        consumer("c-2", Some("f-1")),
+        consumer("c-3", Some("f-9")),
+    ] {
         p.registry.upsert(&m).await.unwrap();
     }
     assert_eq!(p.registry.get(&meter("f-1")).await.unwrap(), Some(feeder));
@@ -144,7 +202,10 @@ pub async fn register_if_absent_keeps_the_existing_record(p: Ports) {
     let original = consumer("c-1", Some("f-1"));
     p.registry.upsert(&original).await.unwrap();
     let auto = MeterInfo::new_consumer(meter("c-1"), chrono_tz::Tz::UTC);
-    assert_eq!(p.registry.register_if_absent(&auto).await.unwrap(), original);
+    assert_eq!(
+        p.registry.register_if_absent(&auto).await.unwrap(),
+        original
+    );
     let fresh = MeterInfo::new_consumer(meter("c-new"), chrono_tz::Tz::UTC);
     assert_eq!(p.registry.register_if_absent(&fresh).await.unwrap(), fresh);
     assert_eq!(p.registry.get(&meter("c-new")).await.unwrap(), Some(fresh));
@@ -166,13 +227,24 @@ pub async fn quarantine_is_idempotent_and_lists_newest_first(p: Ports) {
     let a = entry("a", "m-1", T0, QuarantineReason::MalformedJson);
     let b = entry("b", "m-1", T0 + 1000, QuarantineReason::ClockSkew);
     let c = entry("c", "_unknown", T0, QuarantineReason::SchemaViolation);
-    p.quarantine.put(&[a.clone(), b.clone(), c.clone()]).await.unwrap();
-    p.quarantine.put(&[a.clone()]).await.unwrap();
-    assert_eq!(p.quarantine.for_meter("m-1", 10).await.unwrap(), vec![b.clone(), a]);
+    p.quarantine
+        .put(&[a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    p.quarantine.put(std::slice::from_ref(&a)).await.unwrap();
+    assert_eq!(
+        p.quarantine.for_meter("m-1", 10).await.unwrap(),
+        vec![b.clone(), a]
+    );
     assert_eq!(p.quarantine.for_meter("m-1", 1).await.unwrap(), vec![b]);
-    assert_eq!(p.quarantine.for_meter("_unknown", 10).await.unwrap(), vec![c]);
+    assert_eq!(
+        p.quarantine.for_meter("_unknown", 10).await.unwrap(),
+        vec![c]
+    );
     // Many at once (more than one DynamoDB batch).
-    let many: Vec<_> = (0..60).map(|i| entry(&format!("x{i:02}"), "m-9", T0 + i, QuarantineReason::TooOld)).collect();
+    let many: Vec<_> = (0..60)
+        .map(|i| entry(&format!("x{i:02}"), "m-9", T0 + i, QuarantineReason::TooOld))
+        .collect();
     p.quarantine.put(&many).await.unwrap();
     assert_eq!(p.quarantine.for_meter("m-9", 100).await.unwrap().len(), 60);
 }
@@ -198,28 +270,71 @@ pub async fn versions_only_increase_and_a_lower_version_never_overwrites(p: Port
     p.aggregates.put(&[agg("m-1", h, 500, v2)]).await.unwrap();
     p.aggregates.put(&[agg("m-1", h, 100, v1)]).await.unwrap();
     p.aggregates.put(&[agg("m-1", h, 200, v2)]).await.unwrap();
-    assert_eq!(p.aggregates.range(&m, h, h).await.unwrap(), vec![agg("m-1", h, 500, v2)]);
+    assert_eq!(
+        p.aggregates.range(&m, h, h).await.unwrap(),
+        vec![agg("m-1", h, 500, v2)]
+    );
     let v3 = p.aggregates.next_version(&m).await.unwrap();
     p.aggregates.put(&[agg("m-1", h, 700, v3)]).await.unwrap();
-    assert_eq!(p.aggregates.range(&m, h, h).await.unwrap(), vec![agg("m-1", h, 700, v3)]);
+    assert_eq!(
+        p.aggregates.range(&m, h, h).await.unwrap(),
+        vec![agg("m-1", h, 700, v3)]
+    );
 }
 
 pub async fn aggregate_ranges_stay_within_granularity_and_meter(p: Ports) {
     let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-    let hours: Vec<_> = (0..5).map(|i| agg("m-1", Period::Hour(Timestamp::from_millis(T0 + i * HOUR)), 10 * i, 1)).collect();
+    let hours: Vec<_> = (0..5)
+        .map(|i| {
+            agg(
+                "m-1",
+                Period::Hour(Timestamp::from_millis(T0 + i * HOUR)),
+                10 * i,
+                1,
+            )
+        })
+        .collect();
     let mut all = hours.clone();
     all.push(agg("m-1", Period::Day(d("2026-03-01")), 1, 1));
     all.push(agg("m-1", Period::Day(d("2026-03-02")), 2, 1));
     all.push(agg("m-1", Period::month_of(d("2026-03-01")), 3, 1));
-    all.push(agg("m-2", Period::Hour(Timestamp::from_millis(T0 + HOUR)), 9, 1));
+    all.push(agg(
+        "m-2",
+        Period::Hour(Timestamp::from_millis(T0 + HOUR)),
+        9,
+        1,
+    ));
     p.aggregates.put(&all).await.unwrap();
     let m = meter("m-1");
-    let got = p.aggregates.range(&m, hours[1].period, hours[3].period).await.unwrap();
+    let got = p
+        .aggregates
+        .range(&m, hours[1].period, hours[3].period)
+        .await
+        .unwrap();
     assert_eq!(got, hours[1..=3].to_vec());
-    let days = p.aggregates.range(&m, Period::Day(d("2026-02-01")), Period::Day(d("2026-03-31"))).await.unwrap();
+    let days = p
+        .aggregates
+        .range(
+            &m,
+            Period::Day(d("2026-02-01")),
+            Period::Day(d("2026-03-31")),
+        )
+        .await
+        .unwrap();
     assert_eq!(days.len(), 2);
-    let months = p.aggregates.range(&m, Period::month_of(d("2026-01-01")), Period::month_of(d("2026-12-01"))).await.unwrap();
-    assert_eq!(months, vec![agg("m-1", Period::month_of(d("2026-03-01")), 3, 1)]);
+    let months = p
+        .aggregates
+        .range(
+            &m,
+            Period::month_of(d("2026-01-01")),
+            Period::month_of(d("2026-12-01")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        months,
+        vec![agg("m-1", Period::month_of(d("2026-03-01")), 3, 1)]
+    );
 }
 
 pub async fn events_are_recorded_once_and_listed_by_time(p: Ports) {
@@ -233,16 +348,27 @@ pub async fn events_are_recorded_once_and_listed_by_time(p: Ports) {
     let a = ev(T0 + QUARTER, EventKind::VoltageLow, "first");
     let b = ev(T0, EventKind::Tamper, "tamper");
     p.events.publish(&[a.clone(), b.clone()]).await.unwrap();
-    p.events.publish(&[ev(T0 + QUARTER, EventKind::VoltageLow, "second")]).await.unwrap();
+    p.events
+        .publish(&[ev(T0 + QUARTER, EventKind::VoltageLow, "second")])
+        .await
+        .unwrap();
     let got = p
         .events
-        .for_meter(&meter("m-1"), Timestamp::from_millis(T0), Timestamp::from_millis(T0 + HOUR))
+        .for_meter(
+            &meter("m-1"),
+            Timestamp::from_millis(T0),
+            Timestamp::from_millis(T0 + HOUR),
+        )
         .await
         .unwrap();
     assert_eq!(got, vec![b, a.clone()]);
     let later = p
         .events
-        .for_meter(&meter("m-1"), Timestamp::from_millis(T0 + 1), Timestamp::from_millis(T0 + HOUR))
+        .for_meter(
+            &meter("m-1"),
+            Timestamp::from_millis(T0 + 1),
+            Timestamp::from_millis(T0 + HOUR),
+        )
         .await
         .unwrap();
     assert_eq!(later, vec![a]);
@@ -261,7 +387,12 @@ fn ingestor(p: &Ports, mode: RegistryMode) -> Ingestor {
 }
 
 /// Ingests each payload as its own message on the meter's topic.
-async fn ingest(ing: &Ingestor, id: &str, payloads: &[Vec<u8>], received_ms: i64) -> meter_core::IngestReport {
+async fn ingest(
+    ing: &Ingestor,
+    id: &str,
+    payloads: &[Vec<u8>],
+    received_ms: i64,
+) -> meter_core::IngestReport {
     let t = topic(id);
     let msgs: Vec<Inbound<'_>> = payloads
         .iter()
@@ -282,11 +413,33 @@ async fn snapshot(p: &Ports, id: &str) -> Vec<Aggregate> {
     let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
     let mut out = p
         .aggregates
-        .range(&m, Period::Hour(Timestamp::from_millis(T0 - 2 * 24 * HOUR)), Period::Hour(Timestamp::from_millis(T0 + 5 * 24 * HOUR)))
+        .range(
+            &m,
+            Period::Hour(Timestamp::from_millis(T0 - 2 * 24 * HOUR)),
+            Period::Hour(Timestamp::from_millis(T0 + 5 * 24 * HOUR)),
+        )
         .await
         .unwrap();
-    out.extend(p.aggregates.range(&m, Period::Day(d("2026-02-20")), Period::Day(d("2026-03-10"))).await.unwrap());
-    out.extend(p.aggregates.range(&m, Period::month_of(d("2026-01-01")), Period::month_of(d("2026-06-01"))).await.unwrap());
+    out.extend(
+        p.aggregates
+            .range(
+                &m,
+                Period::Day(d("2026-02-20")),
+                Period::Day(d("2026-03-10")),
+            )
+            .await
+            .unwrap(),
+    );
+    out.extend(
+        p.aggregates
+            .range(
+                &m,
+                Period::month_of(d("2026-01-01")),
+                Period::month_of(d("2026-06-01")),
+            )
+            .await
+            .unwrap(),
+    );
     out
 }
 
@@ -303,7 +456,10 @@ pub async fn redelivery_and_out_of_order_replay_leave_every_aggregate_unchanged(
     let ing = ingestor(&p, RegistryMode::AutoRegister);
     let singles: Vec<Vec<u8>> = series.iter().map(payload).collect();
     let first = ingest(&ing, "m-1", &singles, received).await;
-    assert_eq!((first.stored, first.duplicates, first.quarantined), (series.len() as u64, 0, 0));
+    assert_eq!(
+        (first.stored, first.duplicates, first.quarantined),
+        (series.len() as u64, 0, 0)
+    );
     let before = snapshot(&p, "m-1").await;
     let day_total: i64 = before
         .iter()
@@ -311,20 +467,32 @@ pub async fn redelivery_and_out_of_order_replay_leave_every_aggregate_unchanged(
         .map(|a| a.total().mwh())
         .sum();
     let expected = series.last().unwrap().energy_import.mwh() - series[0].energy_import.mwh();
-    assert_eq!(day_total, expected, "the month holds exactly the register's rise");
+    assert_eq!(
+        day_total, expected,
+        "the month holds exactly the register's rise"
+    );
 
     // The same readings again: reversed, as store-and-forward batches of 7, each sent twice.
     let mut reversed = series.clone();
     reversed.reverse();
-    let batches: Vec<Vec<u8>> = reversed.chunks(7).flat_map(|c| [batch_payload(c), batch_payload(c)]).collect();
+    let batches: Vec<Vec<u8>> = reversed
+        .chunks(7)
+        .flat_map(|c| [batch_payload(c), batch_payload(c)])
+        .collect();
     let again = ingest(&ing, "m-1", &batches, received).await;
-    assert_eq!((again.stored, again.duplicates), (0, 2 * series.len() as u64));
+    assert_eq!(
+        (again.stored, again.duplicates),
+        (0, 2 * series.len() as u64)
+    );
     assert_same_content(&before, &snapshot(&p, "m-1").await);
 
     // A second meter fed the same data shuffled ends with identical aggregates.
     let mut shuffled: Vec<_> = series
         .iter()
-        .map(|r| meter_core::Reading { meter_id: meter("m-2"), ..r.clone() })
+        .map(|r| meter_core::Reading {
+            meter_id: meter("m-2"),
+            ..r.clone()
+        })
         .collect();
     let n = shuffled.len();
     for i in 0..n {
@@ -335,7 +503,10 @@ pub async fn redelivery_and_out_of_order_replay_leave_every_aggregate_unchanged(
     let other: Vec<Aggregate> = snapshot(&p, "m-2")
         .await
         .into_iter()
-        .map(|a| Aggregate { meter_id: meter("m-1"), ..a })
+        .map(|a| Aggregate {
+            meter_id: meter("m-1"),
+            ..a
+        })
         .collect();
     assert_same_content(&before, &other);
 }
@@ -362,7 +533,7 @@ pub async fn a_retry_after_a_crash_half_way_converges_on_the_same_state(p: Ports
 
 pub async fn gaps_are_estimated_and_resets_bill_nothing(p: Ports) {
     let ing = ingestor(&p, RegistryMode::AutoRegister);
-    let rs = vec![
+    let rs = [
         bare_reading("m-1", T0, 100.0),
         bare_reading("m-1", T0 + QUARTER, 100.5),
         // Three silent hours, then the register has risen by 3 kWh.
@@ -375,28 +546,50 @@ pub async fn gaps_are_estimated_and_resets_bill_nothing(p: Ports) {
     let report = ingest(&ing, "m-1", &payloads, T0 + 6 * HOUR).await;
     assert_eq!(report.stored, 5);
     let aggs = snapshot(&p, "m-1").await;
-    let month = aggs.iter().find(|a| matches!(a.period, Period::Month(_))).unwrap();
+    let month = aggs
+        .iter()
+        .find(|a| matches!(a.period, Period::Month(_)))
+        .unwrap();
     assert_eq!(month.measured, Energy::from_kwh(1.0).unwrap());
     assert_eq!(month.estimated, Energy::from_kwh(3.0).unwrap());
     assert_eq!(month.resets, 1);
     let events = p
         .events
-        .for_meter(&meter("m-1"), Timestamp::from_millis(T0), Timestamp::from_millis(T0 + 6 * HOUR))
+        .for_meter(
+            &meter("m-1"),
+            Timestamp::from_millis(T0),
+            Timestamp::from_millis(T0 + 6 * HOUR),
+        )
         .await
         .unwrap();
-    assert!(events.iter().any(|e| e.kind == EventKind::RegisterReset), "{events:?}");
+    assert!(
+        events.iter().any(|e| e.kind == EventKind::RegisterReset),
+        "{events:?}"
+    );
 }
 
 pub async fn unknown_meters_are_quarantined_when_the_registry_is_enforced(p: Ports) {
     let ing = ingestor(&p, RegistryMode::Enforce);
     p.registry.upsert(&consumer("known", None)).await.unwrap();
-    let report = ingest(&ing, "stranger", &[payload(&reading("stranger", T0, 1.0))], T0 + HOUR).await;
+    let report = ingest(
+        &ing,
+        "stranger",
+        &[payload(&reading("stranger", T0, 1.0))],
+        T0 + HOUR,
+    )
+    .await;
     assert_eq!((report.stored, report.quarantined), (0, 1));
     assert_eq!(report.quarantined_by_reason.get("unknown_meter"), Some(&1));
     let q = p.quarantine.for_meter("stranger", 10).await.unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].reason, QuarantineReason::UnknownMeter);
-    let ok = ingest(&ing, "known", &[payload(&reading("known", T0, 1.0))], T0 + HOUR).await;
+    let ok = ingest(
+        &ing,
+        "known",
+        &[payload(&reading("known", T0, 1.0))],
+        T0 + HOUR,
+    )
+    .await;
     assert_eq!(ok.stored, 1);
     assert_eq!(p.registry.get(&meter("stranger")).await.unwrap(), None);
 }

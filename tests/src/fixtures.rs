@@ -59,7 +59,11 @@ pub fn day_series(id: &str, start_ms: i64, start_kwh: f64, n: usize) -> Vec<Read
                 _ => 0.15,
             } + (i % 7) as f64 * 0.011;
             kwh += q;
-            let mut r = reading(id, start_ms + i as i64 * QUARTER, (kwh * 1000.0).round() / 1000.0);
+            let mut r = reading(
+                id,
+                start_ms + i as i64 * QUARTER,
+                (kwh * 1000.0).round() / 1000.0,
+            );
             r.seq = Some(1000 + i as u64);
             r
         })
@@ -77,7 +81,9 @@ pub fn batch_payload(rs: &[Reading]) -> Vec<u8> {
         .iter()
         .map(|r| serde_json::from_str(&encode_reading(r)).unwrap())
         .collect();
-    serde_json::json!({ "v": 1, "readings": items }).to_string().into_bytes()
+    serde_json::json!({ "v": 1, "readings": items })
+        .to_string()
+        .into_bytes()
 }
 
 /// The MQTT topic of a meter's telemetry.

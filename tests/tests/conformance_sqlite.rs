@@ -1,6 +1,8 @@
 //! The conformance suite against the SQLite adapters (the local stack's store), each case on its
 //! own in-memory database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 async fn make_ports() -> meter_core::Ports {

@@ -13,7 +13,9 @@ use meter_core::ports::{
     AggregateStore, EventStore, InsertOutcome, QuarantineStore, ReadingStore, StoreError,
 };
 use meter_core::telemetry::{MessageContext, QuarantineEntry};
-use meter_core::{Inbound, IngestConfig, Ingestor, MeterEvent, MeterId, Ports, Reading, RegistryMode, Timestamp};
+use meter_core::{
+    Inbound, IngestConfig, Ingestor, MeterEvent, MeterId, Ports, Reading, RegistryMode, Timestamp,
+};
 use meterflow_tests::fixtures::{batch_payload, day_series, meter, payload, topic, T0};
 
 /// Counts write calls across all wrapped stores and fails the one numbered `fail_at`.
@@ -48,7 +50,12 @@ impl ReadingStore for Readings {
         }
         self.0.insert(readings).await
     }
-    async fn range(&self, m: &MeterId, a: Timestamp, b: Timestamp) -> Result<Vec<Reading>, StoreError> {
+    async fn range(
+        &self,
+        m: &MeterId,
+        a: Timestamp,
+        b: Timestamp,
+    ) -> Result<Vec<Reading>, StoreError> {
         self.0.range(m, a, b).await
     }
     async fn before(&self, m: &MeterId, t: Timestamp) -> Result<Option<Reading>, StoreError> {
@@ -84,7 +91,12 @@ impl EventStore for Events {
         }
         self.0.publish(events).await
     }
-    async fn for_meter(&self, m: &MeterId, a: Timestamp, b: Timestamp) -> Result<Vec<MeterEvent>, StoreError> {
+    async fn for_meter(
+        &self,
+        m: &MeterId,
+        a: Timestamp,
+        b: Timestamp,
+    ) -> Result<Vec<MeterEvent>, StoreError> {
         self.0.for_meter(m, a, b).await
     }
 }
@@ -125,18 +137,27 @@ fn messages() -> Vec<(String, Vec<u8>)> {
     let mut a = day_series("m-a", T0, 50.0, 40);
     a[20].status = meter_core::MeterStatus::Tamper;
     let b = day_series("m-b", T0 + 7 * 60_000, 900.0, 40);
-    let mut out: Vec<(String, Vec<u8>)> = a.chunks(8).map(|c| (topic("m-a"), batch_payload(c))).collect();
+    let mut out: Vec<(String, Vec<u8>)> = a
+        .chunks(8)
+        .map(|c| (topic("m-a"), batch_payload(c)))
+        .collect();
     out.extend(b.iter().map(|r| (topic("m-b"), payload(r))));
     out.push((topic("m-b"), br#"{"v":1,"ts":"#.to_vec()));
     out
 }
 
-async fn run(ing: &Ingestor, msgs: &[(String, Vec<u8>)]) -> Result<meter_core::IngestReport, meter_core::ingest::IngestError> {
+async fn run(
+    ing: &Ingestor,
+    msgs: &[(String, Vec<u8>)],
+) -> Result<meter_core::IngestReport, meter_core::ingest::IngestError> {
     let inbound: Vec<Inbound<'_>> = msgs
         .iter()
         .map(|(t, p)| Inbound {
             payload: p,
-            ctx: MessageContext { topic: Some(t), received: Timestamp::from_millis(T0 + 86_400_000) },
+            ctx: MessageContext {
+                topic: Some(t),
+                received: Timestamp::from_millis(T0 + 86_400_000),
+            },
         })
         .collect();
     ing.ingest(&inbound).await
@@ -145,14 +166,23 @@ async fn run(ing: &Ingestor, msgs: &[(String, Vec<u8>)]) -> Result<meter_core::I
 /// Everything observable: readings, aggregates (without versions), events, quarantine.
 async fn state(p: &Ports) -> String {
     let mut out = String::new();
-    let (from, to) = (Timestamp::from_millis(T0 - 86_400_000), Timestamp::from_millis(T0 + 2 * 86_400_000));
+    let (from, to) = (
+        Timestamp::from_millis(T0 - 86_400_000),
+        Timestamp::from_millis(T0 + 2 * 86_400_000),
+    );
     for id in ["m-a", "m-b"] {
         let m = meter(id);
         out += &format!("{:?}\n", p.readings.range(&m, from, to).await.unwrap());
         for (a, b) in [
             (Period::Hour(from), Period::Hour(to)),
-            (Period::Day(from.to_datetime().date_naive()), Period::Day(to.to_datetime().date_naive())),
-            (Period::month_of(from.to_datetime().date_naive()), Period::month_of(to.to_datetime().date_naive())),
+            (
+                Period::Day(from.to_datetime().date_naive()),
+                Period::Day(to.to_datetime().date_naive()),
+            ),
+            (
+                Period::month_of(from.to_datetime().date_naive()),
+                Period::month_of(to.to_datetime().date_naive()),
+            ),
         ] {
             for agg in p.aggregates.range(&m, a, b).await.unwrap() {
                 out += &format!("{:?}\n", Aggregate { version: 0, ..agg });
@@ -168,22 +198,36 @@ async fn state(p: &Ports) -> String {
 async fn a_crash_at_any_write_followed_by_a_retry_ends_as_one_clean_run() {
     let msgs = messages();
     let clean = memory_ports();
-    run(&Ingestor::new(clean.clone(), config()), &msgs).await.unwrap();
+    run(&Ingestor::new(clean.clone(), config()), &msgs)
+        .await
+        .unwrap();
     let expected = state(&clean).await;
     assert!(expected.contains("Tamper"), "the scenario raises an event");
 
     let mut crashed_somewhere = 0;
     for fail_at in 1.. {
         let inner = memory_ports();
-        let crash = Arc::new(Crash { calls: AtomicUsize::new(0), fail_at });
+        let crash = Arc::new(Crash {
+            calls: AtomicUsize::new(0),
+            fail_at,
+        });
         let first = run(&Ingestor::new(crashing(&inner, crash), config()), &msgs).await;
         if first.is_ok() {
             break; // fail_at is past the last write: every write position has been tried
         }
         crashed_somewhere += 1;
-        let retry = run(&Ingestor::new(inner.clone(), config()), &msgs).await.unwrap();
-        assert_eq!(retry.stored + retry.duplicates + retry.quarantined, 81, "every reading counted once");
+        let retry = run(&Ingestor::new(inner.clone(), config()), &msgs)
+            .await
+            .unwrap();
+        assert_eq!(
+            retry.stored + retry.duplicates + retry.quarantined,
+            81,
+            "every reading counted once"
+        );
         assert_eq!(state(&inner).await, expected, "crash at write {fail_at}");
     }
-    assert!(crashed_somewhere >= 5, "only {crashed_somewhere} crash points exercised");
+    assert!(
+        crashed_somewhere >= 5,
+        "only {crashed_somewhere} crash points exercised"
+    );
 }

@@ -1,1 +1,80 @@
-//! placeholder
+//! `meter-aws`: meterflow's ports on DynamoDB, through the official `aws-sdk-dynamodb` crate.
+//!
+//! Each port has one adapter over one table: [`DynamoReadingStore`] (readings),
+//! [`DynamoMeterRegistry`] (meters), [`DynamoQuarantineStore`] (quarantine),
+//! [`DynamoAggregateStore`] (aggregates) and [`DynamoEventStore`] (events). Keys, attributes
+//! and every access pattern are described in `docs/data-model.md`; no request path scans.
+//!
+//! A Lambda builds its ports once at cold start with [`ports_from_env`]: it loads the SDK's
+//! default configuration (credentials, region and `AWS_ENDPOINT_URL`, which is how tests point
+//! the SDK at moto), reads the table names ([`Tables`]) and retention ([`Retention`]) from the
+//! environment, and hands out one shared client. Tests and local stacks create the tables with
+//! [`create_tables`].
+//!
+//! Every write is idempotent, as the ports require: first-writer-wins items (readings, seq
+//! guards, events, registrations) use `attribute_not_exists` conditions, aggregates only replace
+//! lower versions, and quarantine entries overwrite themselves. SDK errors become
+//! [`meter_core::StoreError`]s that keep the SDK error as their source: throttling, 5xx,
+//! timeouts and network failures are `Unavailable` (retry the invocation), the rest `Rejected`.
+
+mod aggregates;
+pub mod batch;
+mod config;
+mod error;
+mod events;
+mod item;
+mod ops;
+mod quarantine;
+mod readings;
+mod registry;
+mod tables;
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use meter_core::Ports;
+
+pub use aggregates::{DynamoAggregateStore, VERSION_SK};
+pub use config::{ConfigError, Retention, Tables};
+pub use events::DynamoEventStore;
+pub use quarantine::{quarantine_sk, DynamoQuarantineStore};
+pub use readings::{reading_sk, seq_guard_sk, DynamoReadingStore};
+pub use registry::{DynamoMeterRegistry, BY_FEEDER_INDEX};
+pub use tables::{create_tables, TTL_ATTRIBUTE};
+
+/// A DynamoDB client from the SDK's default configuration chain (environment, profile, IMDS or
+/// the Lambda role; `AWS_ENDPOINT_URL` redirects it to moto or DynamoDB Local).
+pub async fn client_from_env() -> Client {
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Client::new(&config)
+}
+
+/// All five adapters over `tables`, sharing `client` (cheap to clone: one connection pool).
+pub async fn dynamo_ports(client: Client, tables: &Tables, retention: &Retention) -> Ports {
+    Ports {
+        readings: Arc::new(DynamoReadingStore::new(
+            client.clone(),
+            &tables.readings,
+            retention,
+        )),
+        registry: Arc::new(DynamoMeterRegistry::new(client.clone(), &tables.meters)),
+        quarantine: Arc::new(DynamoQuarantineStore::new(
+            client.clone(),
+            &tables.quarantine,
+            retention,
+        )),
+        aggregates: Arc::new(DynamoAggregateStore::new(
+            client.clone(),
+            &tables.aggregates,
+        )),
+        events: Arc::new(DynamoEventStore::new(client, &tables.events, retention)),
+    }
+}
+
+/// The ports a Lambda needs, configured entirely from its environment: table names
+/// ([`Tables::from_env`]), retention ([`Retention::from_env`]) and the SDK's defaults.
+pub async fn ports_from_env() -> Result<Ports, ConfigError> {
+    let tables = Tables::from_env()?;
+    let retention = Retention::from_env()?;
+    Ok(dynamo_ports(client_from_env().await, &tables, &retention).await)
+}

@@ -85,8 +85,13 @@ impl Period {
     pub fn parse_key(key: &str) -> Option<Self> {
         let (prefix, rest) = key.split_once('#')?;
         match prefix {
-            "H" => rest.parse().ok().map(|ms| Self::Hour(Timestamp::from_millis(ms))),
-            "D" => NaiveDate::parse_from_str(rest, "%Y-%m-%d").ok().map(Self::Day),
+            "H" => rest
+                .parse()
+                .ok()
+                .map(|ms| Self::Hour(Timestamp::from_millis(ms))),
+            "D" => NaiveDate::parse_from_str(rest, "%Y-%m-%d")
+                .ok()
+                .map(Self::Day),
             "M" => NaiveDate::parse_from_str(&format!("{rest}-01"), "%Y-%m-%d")
                 .ok()
                 .map(Self::Month),
@@ -150,7 +155,13 @@ impl Aggregate {
 
     /// Whether the two describe the same energy (ignoring which recompute wrote them).
     pub fn same_content(&self, other: &Aggregate) -> bool {
-        Aggregate { version: 0, ..self.clone() } == Aggregate { version: 0, ..other.clone() }
+        Aggregate {
+            version: 0,
+            ..self.clone()
+        } == Aggregate {
+            version: 0,
+            ..other.clone()
+        }
     }
 }
 
@@ -202,7 +213,11 @@ impl HourRange {
             out.push(t);
             // Step a little over an hour and realign, which stays correct across DST shifts.
             let next = local_hour_floor(tz, t.add_millis(HOUR_MS + HOUR_MS / 4));
-            t = if next > t { next } else { t.add_millis(HOUR_MS) };
+            t = if next > t {
+                next
+            } else {
+                t.add_millis(HOUR_MS)
+            };
         }
         out
     }
@@ -234,7 +249,12 @@ pub fn hourly(
     let mut buckets: BTreeMap<Timestamp, Aggregate> = range
         .starts(tz)
         .into_iter()
-        .map(|h| (h, Aggregate::empty(meter_id.clone(), Period::Hour(h), version)))
+        .map(|h| {
+            (
+                h,
+                Aggregate::empty(meter_id.clone(), Period::Hour(h), version),
+            )
+        })
         .collect();
     for &(ts, _) in readings {
         if let Some(b) = buckets.get_mut(&hour_bucket_of(tz, ts)) {
@@ -268,7 +288,12 @@ pub fn hourly(
 }
 
 /// Sums child aggregates (hours of a day, or days of a month) into the parent bucket.
-pub fn roll_up(meter_id: &MeterId, period: Period, children: &[Aggregate], version: u64) -> Aggregate {
+pub fn roll_up(
+    meter_id: &MeterId,
+    period: Period,
+    children: &[Aggregate],
+    version: u64,
+) -> Aggregate {
     children.iter().fold(
         Aggregate::empty(meter_id.clone(), period, version),
         |mut acc, c| {
@@ -321,19 +346,41 @@ mod tests {
         let a = Period::Hour(ts("2026-01-01T09:00:00Z"));
         let b = Period::Hour(ts("2026-01-01T10:00:00Z"));
         assert!(a.key() < b.key());
-        for p in [a, Period::Day(NaiveDate::from_ymd_opt(2026, 2, 3).unwrap()), Period::month_of(NaiveDate::from_ymd_opt(2026, 2, 3).unwrap())] {
+        for p in [
+            a,
+            Period::Day(NaiveDate::from_ymd_opt(2026, 2, 3).unwrap()),
+            Period::month_of(NaiveDate::from_ymd_opt(2026, 2, 3).unwrap()),
+        ] {
             assert_eq!(Period::parse_key(&p.key()), Some(p));
         }
-        assert_eq!(Period::month_of(NaiveDate::from_ymd_opt(2026, 2, 3).unwrap()).key(), "M#2026-02");
+        assert_eq!(
+            Period::month_of(NaiveDate::from_ymd_opt(2026, 2, 3).unwrap()).key(),
+            "M#2026-02"
+        );
     }
 
     #[test]
     fn quarter_hour_readings_fill_their_hours() {
         let readings: Vec<_> = (0..=8)
-            .map(|i| (ts("2026-01-01T00:00:00Z").add_millis(i * 15 * 60_000), kwh(100.0 + i as f64 * 0.25)))
+            .map(|i| {
+                (
+                    ts("2026-01-01T00:00:00Z").add_millis(i * 15 * 60_000),
+                    kwh(100.0 + i as f64 * 0.25),
+                )
+            })
             .collect();
-        let range = HourRange { first: ts("2026-01-01T00:00:00Z"), last: ts("2026-01-01T01:00:00Z") };
-        let hours = hourly(&meter(), &Tz::UTC, &RegisterPolicy::default(), &readings, range, 1);
+        let range = HourRange {
+            first: ts("2026-01-01T00:00:00Z"),
+            last: ts("2026-01-01T01:00:00Z"),
+        };
+        let hours = hourly(
+            &meter(),
+            &Tz::UTC,
+            &RegisterPolicy::default(),
+            &readings,
+            range,
+            1,
+        );
         assert_eq!(hours.len(), 2);
         assert_eq!(hours[0].measured, kwh(1.0));
         assert_eq!(hours[1].measured, kwh(1.0));
@@ -348,8 +395,18 @@ mod tests {
             (ts("2026-01-01T01:00:00Z"), kwh(10.5)),
             (ts("2026-01-01T04:00:00Z"), kwh(13.5)),
         ];
-        let range = HourRange { first: ts("2026-01-01T00:00:00Z"), last: ts("2026-01-01T03:00:00Z") };
-        let hours = hourly(&meter(), &Tz::UTC, &RegisterPolicy::default(), &readings, range, 1);
+        let range = HourRange {
+            first: ts("2026-01-01T00:00:00Z"),
+            last: ts("2026-01-01T03:00:00Z"),
+        };
+        let hours = hourly(
+            &meter(),
+            &Tz::UTC,
+            &RegisterPolicy::default(),
+            &readings,
+            range,
+            1,
+        );
         assert_eq!(hours[0].measured, kwh(0.5));
         for h in &hours[1..] {
             assert_eq!((h.measured, h.estimated), (Energy::ZERO, kwh(1.0)));
@@ -358,23 +415,49 @@ mod tests {
 
     #[test]
     fn a_reset_counts_but_bills_nothing() {
-        let readings = vec![(ts("2026-01-01T00:15:00Z"), kwh(5000.0)), (ts("2026-01-01T00:30:00Z"), kwh(0.1))];
-        let range = HourRange { first: ts("2026-01-01T00:00:00Z"), last: ts("2026-01-01T00:00:00Z") };
-        let hours = hourly(&meter(), &Tz::UTC, &RegisterPolicy::default(), &readings, range, 1);
+        let readings = vec![
+            (ts("2026-01-01T00:15:00Z"), kwh(5000.0)),
+            (ts("2026-01-01T00:30:00Z"), kwh(0.1)),
+        ];
+        let range = HourRange {
+            first: ts("2026-01-01T00:00:00Z"),
+            last: ts("2026-01-01T00:00:00Z"),
+        };
+        let hours = hourly(
+            &meter(),
+            &Tz::UTC,
+            &RegisterPolicy::default(),
+            &readings,
+            range,
+            1,
+        );
         assert_eq!((hours[0].total(), hours[0].resets), (Energy::ZERO, 1));
     }
 
     #[test]
     fn affected_range_runs_from_the_previous_to_the_next_reading() {
-        let r = HourRange::affected(&Tz::UTC, Some(ts("2026-01-01T00:45:00Z")), ts("2026-01-01T02:10:00Z"), ts("2026-01-01T02:20:00Z"), Some(ts("2026-01-01T03:00:00Z")));
-        assert_eq!((r.first, r.last), (ts("2026-01-01T00:00:00Z"), ts("2026-01-01T02:00:00Z")));
+        let r = HourRange::affected(
+            &Tz::UTC,
+            Some(ts("2026-01-01T00:45:00Z")),
+            ts("2026-01-01T02:10:00Z"),
+            ts("2026-01-01T02:20:00Z"),
+            Some(ts("2026-01-01T03:00:00Z")),
+        );
+        assert_eq!(
+            (r.first, r.last),
+            (ts("2026-01-01T00:00:00Z"), ts("2026-01-01T02:00:00Z"))
+        );
         assert_eq!(r.starts(&Tz::UTC).len(), 3);
     }
 
     #[test]
     fn a_dst_day_has_23_hour_buckets() {
         let tz: Tz = "Europe/Berlin".parse().unwrap();
-        let (Period::Hour(a), Period::Hour(b)) = hours_of_day(&tz, NaiveDate::from_ymd_opt(2026, 3, 29).unwrap()) else { panic!() };
+        let (Period::Hour(a), Period::Hour(b)) =
+            hours_of_day(&tz, NaiveDate::from_ymd_opt(2026, 3, 29).unwrap())
+        else {
+            panic!()
+        };
         assert_eq!(HourRange { first: a, last: b }.starts(&tz).len(), 23);
     }
 
@@ -385,7 +468,15 @@ mod tests {
         a.readings = 4;
         let mut b = a.clone();
         b.estimated = kwh(2.0);
-        let d = roll_up(&meter(), Period::Day(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()), &[a, b], 7);
-        assert_eq!((d.measured, d.estimated, d.readings, d.version), (kwh(2.0), kwh(2.0), 8, 7));
+        let d = roll_up(
+            &meter(),
+            Period::Day(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()),
+            &[a, b],
+            7,
+        );
+        assert_eq!(
+            (d.measured, d.estimated, d.readings, d.version),
+            (kwh(2.0), kwh(2.0), 8, 7)
+        );
     }
 }

@@ -203,44 +203,76 @@ mod tests {
 
     #[test]
     fn a_rising_register_is_measured_energy() {
-        let i = interval_between((ts("2026-01-01T00:00:00Z"), e(10.0)), (ts("2026-01-01T00:15:00Z"), e(10.25)), &RegisterPolicy::default());
+        let i = interval_between(
+            (ts("2026-01-01T00:00:00Z"), e(10.0)),
+            (ts("2026-01-01T00:15:00Z"), e(10.25)),
+            &RegisterPolicy::default(),
+        );
         assert_eq!((i.energy, i.kind), (e(0.25), IntervalKind::Measured));
     }
 
     #[test]
     fn a_long_silence_is_estimated_not_measured() {
-        let i = interval_between((ts("2026-01-01T00:00:00Z"), e(10.0)), (ts("2026-01-01T03:00:00Z"), e(13.0)), &RegisterPolicy::default());
+        let i = interval_between(
+            (ts("2026-01-01T00:00:00Z"), e(10.0)),
+            (ts("2026-01-01T03:00:00Z"), e(13.0)),
+            &RegisterPolicy::default(),
+        );
         assert_eq!((i.energy, i.kind), (e(3.0), IntervalKind::Estimated));
     }
 
     #[test]
     fn a_drop_from_near_the_maximum_is_a_rollover() {
-        let p = RegisterPolicy { register_max: e(100_000.0), ..RegisterPolicy::default() };
-        let i = interval_between((ts("2026-01-01T00:00:00Z"), e(99_999.5)), (ts("2026-01-01T00:15:00Z"), e(0.25)), &p);
+        let p = RegisterPolicy {
+            register_max: e(100_000.0),
+            ..RegisterPolicy::default()
+        };
+        let i = interval_between(
+            (ts("2026-01-01T00:00:00Z"), e(99_999.5)),
+            (ts("2026-01-01T00:15:00Z"), e(0.25)),
+            &p,
+        );
         assert_eq!((i.energy, i.kind), (e(0.75), IntervalKind::Rollover));
     }
 
     #[test]
     fn any_other_drop_is_a_reset_with_no_energy() {
-        let i = interval_between((ts("2026-01-01T00:00:00Z"), e(5_000.0)), (ts("2026-01-01T00:15:00Z"), e(3.0)), &RegisterPolicy::default());
+        let i = interval_between(
+            (ts("2026-01-01T00:00:00Z"), e(5_000.0)),
+            (ts("2026-01-01T00:15:00Z"), e(3.0)),
+            &RegisterPolicy::default(),
+        );
         assert_eq!((i.energy, i.kind), (Energy::ZERO, IntervalKind::Reset));
     }
 
     #[test]
     fn apportioned_parts_sum_exactly_and_follow_time() {
-        let i = Interval { start: ts("2026-01-01T00:30:00Z"), end: ts("2026-01-01T03:00:00Z"), energy: Energy::from_mwh(1_000_001), kind: IntervalKind::Estimated };
+        let i = Interval {
+            start: ts("2026-01-01T00:30:00Z"),
+            end: ts("2026-01-01T03:00:00Z"),
+            energy: Energy::from_mwh(1_000_001),
+            kind: IntervalKind::Estimated,
+        };
         let mut parts = Vec::new();
         apportion(&Tz::UTC, &i, |b, en| parts.push((b, en.mwh())));
-        assert_eq!(parts, vec![
-            (ts("2026-01-01T00:00:00Z"), 200_000),
-            (ts("2026-01-01T01:00:00Z"), 400_000),
-            (ts("2026-01-01T02:00:00Z"), 400_001),
-        ]);
+        assert_eq!(
+            parts,
+            vec![
+                (ts("2026-01-01T00:00:00Z"), 200_000),
+                (ts("2026-01-01T01:00:00Z"), 400_000),
+                (ts("2026-01-01T02:00:00Z"), 400_001),
+            ]
+        );
     }
 
     #[test]
     fn a_reading_on_the_hour_closes_the_previous_hour() {
-        let i = Interval { start: ts("2026-01-01T00:45:00Z"), end: ts("2026-01-01T01:00:00Z"), energy: e(1.0), kind: IntervalKind::Measured };
+        let i = Interval {
+            start: ts("2026-01-01T00:45:00Z"),
+            end: ts("2026-01-01T01:00:00Z"),
+            energy: e(1.0),
+            kind: IntervalKind::Measured,
+        };
         let mut parts = Vec::new();
         apportion(&Tz::UTC, &i, |b, en| parts.push((b, en)));
         assert_eq!(parts, vec![(ts("2026-01-01T00:00:00Z"), e(1.0))]);
@@ -249,9 +281,18 @@ mod tests {
     #[test]
     fn buckets_follow_local_hours_in_half_hour_zones() {
         let tz: Tz = "Asia/Kolkata".parse().unwrap();
-        assert_eq!(local_hour_floor(&tz, ts("2026-01-01T00:40:00Z")), ts("2026-01-01T00:30:00Z"));
-        assert_eq!(local_date_of_hour(&tz, ts("2025-12-31T18:30:00Z")).to_string(), "2026-01-01");
-        assert_eq!(local_midnight(&tz, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()), ts("2025-12-31T18:30:00Z"));
+        assert_eq!(
+            local_hour_floor(&tz, ts("2026-01-01T00:40:00Z")),
+            ts("2026-01-01T00:30:00Z")
+        );
+        assert_eq!(
+            local_date_of_hour(&tz, ts("2025-12-31T18:30:00Z")).to_string(),
+            "2026-01-01"
+        );
+        assert_eq!(
+            local_midnight(&tz, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()),
+            ts("2025-12-31T18:30:00Z")
+        );
     }
 
     #[test]
@@ -259,6 +300,9 @@ mod tests {
         let tz: Tz = "Europe/Berlin".parse().unwrap();
         let d = NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
         assert_eq!(local_midnight(&tz, d), ts("2026-03-28T23:00:00Z"));
-        assert_eq!(local_midnight(&tz, first_of_next_month(d)), ts("2026-03-31T22:00:00Z"));
+        assert_eq!(
+            local_midnight(&tz, first_of_next_month(d)),
+            ts("2026-03-31T22:00:00Z")
+        );
     }
 }

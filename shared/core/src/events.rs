@@ -137,11 +137,23 @@ impl EventPolicy {
             let lo = self.nominal_voltage_v * (1.0 - self.voltage_tolerance);
             let hi = self.nominal_voltage_v * (1.0 + self.voltage_tolerance);
             if v == 0.0 {
-                push(EventKind::NoVoltage, Some(v), "no voltage at the meter".into());
+                push(
+                    EventKind::NoVoltage,
+                    Some(v),
+                    "no voltage at the meter".into(),
+                );
             } else if v < lo {
-                push(EventKind::VoltageLow, Some(v), format!("voltage {v:.1} V is below {lo:.1} V"));
+                push(
+                    EventKind::VoltageLow,
+                    Some(v),
+                    format!("voltage {v:.1} V is below {lo:.1} V"),
+                );
             } else if v > hi {
-                push(EventKind::VoltageHigh, Some(v), format!("voltage {v:.1} V is above {hi:.1} V"));
+                push(
+                    EventKind::VoltageHigh,
+                    Some(v),
+                    format!("voltage {v:.1} V is above {hi:.1} V"),
+                );
             }
         }
         if let (Some(p), Some(kw)) = (r.power_w, meter.contracted_kw) {
@@ -149,7 +161,10 @@ impl EventPolicy {
                 push(
                     EventKind::OverContractedLoad,
                     Some(p),
-                    format!("power {:.2} kW exceeds the contracted {kw:.2} kW", p / 1000.0),
+                    format!(
+                        "power {:.2} kW exceeds the contracted {kw:.2} kW",
+                        p / 1000.0
+                    ),
                 );
             }
         }

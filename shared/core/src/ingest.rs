@@ -195,7 +195,10 @@ impl Ingestor {
             }
         }
 
-        let flat: Vec<Reading> = accepted.iter().flat_map(|(_, rs)| rs.iter().cloned()).collect();
+        let flat: Vec<Reading> = accepted
+            .iter()
+            .flat_map(|(_, rs)| rs.iter().cloned())
+            .collect();
         let outcomes = if flat.is_empty() {
             Vec::new()
         } else {
@@ -313,8 +316,15 @@ impl Ingestor {
         }
         let points: Vec<(Timestamp, crate::types::Energy)> =
             loaded.iter().map(|r| (r.ts, r.energy_import)).collect();
-        aggs.put(&hourly(meter, tz, &self.config.registers, &points, range, v_hour))
-            .await?;
+        aggs.put(&hourly(
+            meter,
+            tz,
+            &self.config.registers,
+            &points,
+            range,
+            v_hour,
+        ))
+        .await?;
 
         let mut events = Vec::new();
         for r in batch {
@@ -322,7 +332,11 @@ impl Ingestor {
             let prev = pos.checked_sub(1).and_then(|i| loaded.get(i));
             // Check against what is stored, which wins over a duplicate in the batch.
             let stored = loaded.get(pos).filter(|x| x.ts == r.ts).unwrap_or(r);
-            events.extend(self.config.events.detect(info, &self.config.registers, stored, prev));
+            events.extend(
+                self.config
+                    .events
+                    .detect(info, &self.config.registers, stored, prev),
+            );
         }
         if !events.is_empty() {
             for e in &events {
@@ -354,5 +368,132 @@ impl Ingestor {
         }
         aggs.put(&rolled).await?;
         Ok(events.len())
+    }
+}
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration {name}={value:?} is invalid: {expected}")]
+pub struct ConfigError {
+    /// The variable.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// What was expected.
+    pub expected: &'static str,
+}
+
+impl IngestConfig {
+    /// Builds the configuration from named settings (environment variables in Lambda, flags
+    /// locally); missing names keep their defaults. Recognised names: `REGISTRY_MODE`
+    /// (`enforce` | `auto_register`), `DEFAULT_TIMEZONE`, `NOMINAL_VOLTAGE_V`,
+    /// `VOLTAGE_TOLERANCE_PCT`, `REGISTER_MAX_KWH`, `MAX_POWER_W`, `MAX_VOLTAGE_V`,
+    /// `MAX_CURRENT_A`, `CLOCK_SKEW_TOLERANCE_S`, `READING_RETENTION_DAYS`,
+    /// `GAP_THRESHOLD_MINUTES`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        fn num(
+            lookup: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            min: f64,
+        ) -> Result<Option<f64>, ConfigError> {
+            match lookup(name) {
+                None => Ok(None),
+                Some(v) => match v.trim().parse::<f64>() {
+                    Ok(x) if x.is_finite() && x >= min => Ok(Some(x)),
+                    _ => Err(ConfigError {
+                        name: name.into(),
+                        value: v,
+                        expected: "a finite number in range",
+                    }),
+                },
+            }
+        }
+        let mut c = IngestConfig::default();
+        if let Some(v) = lookup("REGISTRY_MODE") {
+            c.registry_mode = match v.trim() {
+                "enforce" => RegistryMode::Enforce,
+                "auto_register" | "auto" => RegistryMode::AutoRegister,
+                _ => {
+                    return Err(ConfigError {
+                        name: "REGISTRY_MODE".into(),
+                        value: v,
+                        expected: "enforce or auto_register",
+                    })
+                }
+            };
+        }
+        if let Some(v) = lookup("DEFAULT_TIMEZONE") {
+            c.default_timezone = v.trim().parse().map_err(|_| ConfigError {
+                name: "DEFAULT_TIMEZONE".into(),
+                value: v.clone(),
+                expected: "an IANA time zone such as Australia/Sydney",
+            })?;
+        }
+        if let Some(x) = num(&lookup, "NOMINAL_VOLTAGE_V", 1.0)? {
+            c.events.nominal_voltage_v = x;
+        }
+        if let Some(x) = num(&lookup, "VOLTAGE_TOLERANCE_PCT", 0.0)? {
+            c.events.voltage_tolerance = x / 100.0;
+        }
+        if let Some(x) = num(&lookup, "REGISTER_MAX_KWH", 1.0)? {
+            c.limits.register_max_kwh = x;
+            c.registers.register_max = c.limits.register_max();
+        }
+        if let Some(x) = num(&lookup, "MAX_POWER_W", 0.0)? {
+            c.limits.max_power_w = x;
+        }
+        if let Some(x) = num(&lookup, "MAX_VOLTAGE_V", 0.0)? {
+            c.limits.max_voltage_v = x;
+        }
+        if let Some(x) = num(&lookup, "MAX_CURRENT_A", 0.0)? {
+            c.limits.max_current_a = x;
+        }
+        if let Some(x) = num(&lookup, "CLOCK_SKEW_TOLERANCE_S", 0.0)? {
+            c.limits.clock_skew_tolerance_ms = (x * 1000.0) as i64;
+        }
+        if let Some(x) = num(&lookup, "READING_RETENTION_DAYS", 1.0)? {
+            c.limits.retention_ms = (x * crate::types::DAY_MS as f64) as i64;
+        }
+        if let Some(x) = num(&lookup, "GAP_THRESHOLD_MINUTES", 1.0)? {
+            c.registers.gap_threshold_ms = (x * 60_000.0) as i64;
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn settings_override_defaults() {
+        let c = IngestConfig::from_lookup(lookup(&[
+            ("REGISTRY_MODE", "auto_register"),
+            ("DEFAULT_TIMEZONE", "Australia/Sydney"),
+            ("NOMINAL_VOLTAGE_V", "240"),
+            ("CLOCK_SKEW_TOLERANCE_S", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(c.registry_mode, RegistryMode::AutoRegister);
+        assert_eq!(c.default_timezone.name(), "Australia/Sydney");
+        assert_eq!(c.events.nominal_voltage_v, 240.0);
+        assert_eq!(c.limits.clock_skew_tolerance_ms, 60_000);
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_in_the_error() {
+        let err = IngestConfig::from_lookup(lookup(&[("MAX_POWER_W", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("MAX_POWER_W"), "{err}");
+        assert!(IngestConfig::from_lookup(lookup(&[("REGISTRY_MODE", "maybe")])).is_err());
+        assert!(IngestConfig::from_lookup(lookup(&[("DEFAULT_TIMEZONE", "Mars/Base")])).is_err());
     }
 }

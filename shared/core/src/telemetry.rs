@@ -153,7 +153,13 @@ fn parse_into(
         Ok(w) => w,
         Err(e) => {
             let rejection = classify_json_error(raw, &e);
-            out.push(Err(quarantine(topic_guess, ctx.received, None, raw, rejection)));
+            out.push(Err(quarantine(
+                topic_guess,
+                ctx.received,
+                None,
+                raw,
+                rejection,
+            )));
             return;
         }
     };
@@ -190,8 +196,15 @@ fn parse_into(
 
     match &wire.readings {
         None => {
-            let item = build_reading(&wire, None, topic_meter, received, limits)
-                .map_err(|rej| quarantine(topic_meter.or(wire.meter_id.as_deref()), received, None, raw, rej));
+            let item = build_reading(&wire, None, topic_meter, received, limits).map_err(|rej| {
+                quarantine(
+                    topic_meter.or(wire.meter_id.as_deref()),
+                    received,
+                    None,
+                    raw,
+                    rej,
+                )
+            });
             out.push(item);
         }
         Some(elements) => {
@@ -294,7 +307,9 @@ fn build_reading(
     let relay = match w.relay.as_deref() {
         None => None,
         Some(s) => Some(RelayState::parse(s).ok_or_else(|| {
-            schema(format!("field `relay`: {s:?} is neither \"closed\" nor \"open\""))
+            schema(format!(
+                "field `relay`: {s:?} is neither \"closed\" nor \"open\""
+            ))
         })?),
     };
     let reading = Reading {
@@ -309,7 +324,11 @@ fn build_reading(
         current_a: w.current_a,
         power_factor: w.power_factor,
         frequency_hz: w.frequency_hz,
-        status: w.status.as_deref().map(MeterStatus::parse).unwrap_or_default(),
+        status: w
+            .status
+            .as_deref()
+            .map(MeterStatus::parse)
+            .unwrap_or_default(),
         relay,
     };
     limits.check(&reading)?;
@@ -349,7 +368,11 @@ fn classify_json_error(raw: &[u8], err: &serde_json::Error) -> Rejection {
     let mut de = serde_json::Deserializer::from_slice(raw);
     let detail = match serde_path_to_error::deserialize::<_, WireReading<'_>>(&mut de) {
         Err(e) if e.path().to_string() != "." => {
-            format!("field `{}`: {}", e.path(), strip_position(&e.inner().to_string()))
+            format!(
+                "field `{}`: {}",
+                e.path(),
+                strip_position(&e.inner().to_string())
+            )
         }
         _ => strip_position(&msg),
     };
@@ -550,13 +573,23 @@ mod tests {
         assert_eq!(r.seq, Some(17));
         assert_eq!(r.relay, Some(RelayState::Closed));
         assert_eq!(r.received, Timestamp::from_millis(NOW));
-        assert_eq!(r.ts, Timestamp::parse_rfc3339("2025-11-22T08:15:00Z").unwrap());
+        assert_eq!(
+            r.ts,
+            Timestamp::parse_rfc3339("2025-11-22T08:15:00Z").unwrap()
+        );
     }
 
     #[test]
     fn the_rule_output_supplies_meter_and_receive_time() {
         let raw = r#"{"v":1,"ts":1763799300000,"energy_import_kwh":1,"topic_meter_id":"abc","received_ms":1763799400000}"#;
-        let items = parse_message(raw.as_bytes(), MessageContext { topic: None, received: Timestamp::from_millis(0) }, &Limits::default());
+        let items = parse_message(
+            raw.as_bytes(),
+            MessageContext {
+                topic: None,
+                received: Timestamp::from_millis(0),
+            },
+            &Limits::default(),
+        );
         let r = items[0].as_ref().unwrap();
         assert_eq!(r.meter_id.as_str(), "abc");
         assert_eq!(r.received.millis(), 1_763_799_400_000);
@@ -564,7 +597,10 @@ mod tests {
 
     #[test]
     fn basic_ingest_topics_name_the_meter_too() {
-        assert_eq!(meter_id_from_topic("$aws/rules/meterflow_ingest/meters/X9/telemetry"), Some("X9"));
+        assert_eq!(
+            meter_id_from_topic("$aws/rules/meterflow_ingest/meters/X9/telemetry"),
+            Some("X9")
+        );
         assert_eq!(meter_id_from_topic("meters/X9/telemetry"), Some("X9"));
         assert_eq!(meter_id_from_topic("meters/X9/commands"), None);
         assert_eq!(meter_id_from_topic("meters//telemetry"), None);
@@ -587,7 +623,10 @@ mod tests {
 
     #[test]
     fn malformed_json_is_quarantined_as_such() {
-        assert_eq!(reason_of(r#"{"v":1,"ts":"#).0, QuarantineReason::MalformedJson);
+        assert_eq!(
+            reason_of(r#"{"v":1,"ts":"#).0,
+            QuarantineReason::MalformedJson
+        );
         assert_eq!(reason_of("hello").0, QuarantineReason::MalformedJson);
     }
 
@@ -602,21 +641,29 @@ mod tests {
 
     #[test]
     fn a_wrong_type_is_a_schema_violation_naming_the_field() {
-        let (reason, detail) = reason_of(r#"{"v":1,"ts":1763799300000,"energy_import_kwh":1,"voltage_v":"high"}"#);
+        let (reason, detail) =
+            reason_of(r#"{"v":1,"ts":1763799300000,"energy_import_kwh":1,"voltage_v":"high"}"#);
         assert_eq!(reason, QuarantineReason::SchemaViolation);
         assert!(detail.starts_with("field `voltage_v`"), "{detail}");
-        let (_, detail) = reason_of(r#"{"v":1,"ts":1763799300000,"energy_import_kwh":1,"relay":"half"}"#);
+        let (_, detail) =
+            reason_of(r#"{"v":1,"ts":1763799300000,"energy_import_kwh":1,"relay":"half"}"#);
         assert!(detail.contains("relay"), "{detail}");
     }
 
     #[test]
     fn an_unknown_version_is_unsupported() {
-        assert_eq!(reason_of(r#"{"v":2,"ts":1763799300000,"energy_import_kwh":1}"#).0, QuarantineReason::UnsupportedVersion);
+        assert_eq!(
+            reason_of(r#"{"v":2,"ts":1763799300000,"energy_import_kwh":1}"#).0,
+            QuarantineReason::UnsupportedVersion
+        );
     }
 
     #[test]
     fn a_payload_meter_id_differing_from_the_topic_is_a_mismatch() {
-        assert_eq!(reason_of(r#"{"v":1,"meter_id":"other","ts":1763799300000,"energy_import_kwh":1}"#).0, QuarantineReason::MeterIdMismatch);
+        assert_eq!(
+            reason_of(r#"{"v":1,"meter_id":"other","ts":1763799300000,"energy_import_kwh":1}"#).0,
+            QuarantineReason::MeterIdMismatch
+        );
     }
 
     #[test]
@@ -638,14 +685,26 @@ mod tests {
 
     #[test]
     fn negative_and_impossible_values_are_out_of_range() {
-        assert_eq!(reason_of(r#"{"v":1,"ts":1763799300000,"energy_import_kwh":-5}"#).0, QuarantineReason::ValueOutOfRange);
-        assert_eq!(reason_of(r#"{"v":1,"ts":1763799300000,"energy_import_kwh":5,"voltage_v":5000}"#).0, QuarantineReason::ValueOutOfRange);
+        assert_eq!(
+            reason_of(r#"{"v":1,"ts":1763799300000,"energy_import_kwh":-5}"#).0,
+            QuarantineReason::ValueOutOfRange
+        );
+        assert_eq!(
+            reason_of(r#"{"v":1,"ts":1763799300000,"energy_import_kwh":5,"voltage_v":5000}"#).0,
+            QuarantineReason::ValueOutOfRange
+        );
     }
 
     #[test]
     fn future_and_ancient_timestamps_are_refused() {
-        assert_eq!(reason_of(r#"{"v":1,"ts":"2025-11-22T09:30:00Z","energy_import_kwh":5}"#).0, QuarantineReason::ClockSkew);
-        assert_eq!(reason_of(r#"{"v":1,"ts":"2020-01-01T00:00:00Z","energy_import_kwh":5}"#).0, QuarantineReason::TooOld);
+        assert_eq!(
+            reason_of(r#"{"v":1,"ts":"2025-11-22T09:30:00Z","energy_import_kwh":5}"#).0,
+            QuarantineReason::ClockSkew
+        );
+        assert_eq!(
+            reason_of(r#"{"v":1,"ts":"2020-01-01T00:00:00Z","energy_import_kwh":5}"#).0,
+            QuarantineReason::TooOld
+        );
     }
 
     #[test]
@@ -661,7 +720,14 @@ mod tests {
     #[test]
     fn a_base64_envelope_is_unwrapped_and_its_garbage_named() {
         let env = r#"{"payload_b64":"bm90IGpzb24=","topic":"meters/m-7/telemetry","received_ms":1763799400000}"#;
-        let items = parse_message(env.as_bytes(), MessageContext { topic: None, received: Timestamp::from_millis(NOW) }, &Limits::default());
+        let items = parse_message(
+            env.as_bytes(),
+            MessageContext {
+                topic: None,
+                received: Timestamp::from_millis(NOW),
+            },
+            &Limits::default(),
+        );
         let q = items[0].as_ref().unwrap_err();
         assert_eq!(q.reason, QuarantineReason::MalformedJson);
         assert_eq!(q.meter_key, "m-7");

@@ -357,15 +357,27 @@ mod tests {
     #[test]
     fn meter_id_rejects_empty_long_and_topic_characters() {
         assert_eq!(MeterId::parse(""), Err(InvalidMeterId::Empty));
-        assert_eq!(MeterId::parse(&"x".repeat(65)), Err(InvalidMeterId::TooLong));
-        for (bad, c) in [("a/b", '/'), ("a+", '+'), ("#", '#'), ("a b", ' '), ("$x", '$')] {
+        assert_eq!(
+            MeterId::parse(&"x".repeat(65)),
+            Err(InvalidMeterId::TooLong)
+        );
+        for (bad, c) in [
+            ("a/b", '/'),
+            ("a+", '+'),
+            ("#", '#'),
+            ("a b", ' '),
+            ("$x", '$'),
+        ] {
             assert_eq!(MeterId::parse(bad), Err(InvalidMeterId::BadCharacter(c)));
         }
     }
 
     #[test]
     fn energy_rounds_kwh_to_whole_milliwatt_hours() {
-        assert_eq!(Energy::from_kwh(1.234_567_4).map(Energy::mwh), Ok(1_234_567));
+        assert_eq!(
+            Energy::from_kwh(1.234_567_4).map(Energy::mwh),
+            Ok(1_234_567)
+        );
         assert_eq!(Energy::from_kwh(0.0).map(Energy::mwh), Ok(0));
         assert_eq!(Energy::from_kwh(12.5).map(Energy::kwh), Ok(12.5));
     }
@@ -374,14 +386,23 @@ mod tests {
     fn energy_rejects_negative_non_finite_and_huge_values() {
         assert_eq!(Energy::from_kwh(-0.1), Err(InvalidEnergy::Negative(-0.1)));
         assert_eq!(Energy::from_kwh(f64::NAN), Err(InvalidEnergy::NotFinite));
-        assert_eq!(Energy::from_kwh(f64::INFINITY), Err(InvalidEnergy::NotFinite));
-        assert!(matches!(Energy::from_kwh(1e12), Err(InvalidEnergy::TooLarge(_))));
+        assert_eq!(
+            Energy::from_kwh(f64::INFINITY),
+            Err(InvalidEnergy::NotFinite)
+        );
+        assert!(matches!(
+            Energy::from_kwh(1e12),
+            Err(InvalidEnergy::TooLarge(_))
+        ));
     }
 
     #[test]
     fn timestamps_parse_rfc3339_with_offsets_and_print_utc() {
         let t = Timestamp::parse_rfc3339("2026-11-22T10:15:00+10:00").ok();
-        assert_eq!(t.map(Timestamp::to_rfc3339).as_deref(), Some("2026-11-22T00:15:00.000Z"));
+        assert_eq!(
+            t.map(Timestamp::to_rfc3339).as_deref(),
+            Some("2026-11-22T00:15:00.000Z")
+        );
         assert!(Timestamp::parse_rfc3339("2026-11-22 10:15").is_err());
         assert!(Timestamp::parse_rfc3339("2026-11-22T10:15:00").is_err());
     }

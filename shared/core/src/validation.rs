@@ -191,7 +191,12 @@ impl Limits {
         check_range("power_factor", r.power_factor, -1.0, 1.0)?;
         if let Some(f) = r.frequency_hz {
             if f != 0.0 {
-                check_range("frequency_hz", Some(f), self.frequency_hz.0, self.frequency_hz.1)?;
+                check_range(
+                    "frequency_hz",
+                    Some(f),
+                    self.frequency_hz.0,
+                    self.frequency_hz.1,
+                )?;
             }
         }
         Ok(())
@@ -259,19 +264,25 @@ mod tests {
     #[test]
     fn each_impossible_value_names_its_field() {
         let limits = Limits::default();
-        let cases: [(&str, fn(&mut Reading)); 6] = [
+        type Mutation = fn(&mut Reading);
+        let cases: [(&str, Mutation); 6] = [
             ("power_w", |r| r.power_w = Some(3e6)),
             ("voltage_v", |r| r.voltage_v = Some(-1.0)),
             ("current_a", |r| r.current_a = Some(1e5)),
             ("power_factor", |r| r.power_factor = Some(1.5)),
             ("frequency_hz", |r| r.frequency_hz = Some(5.0)),
-            ("energy_import_kwh", |r| r.energy_import = Energy::from_mwh(i64::MAX / 2)),
+            ("energy_import_kwh", |r| {
+                r.energy_import = Energy::from_mwh(i64::MAX / 2)
+            }),
         ];
         for (field, mutate) in cases {
             let mut r = reading();
             mutate(&mut r);
             let err = limits.check(&r).err();
-            assert_eq!(err.as_ref().map(|e| e.reason), Some(QuarantineReason::ValueOutOfRange));
+            assert_eq!(
+                err.as_ref().map(|e| e.reason),
+                Some(QuarantineReason::ValueOutOfRange)
+            );
             assert!(err.is_some_and(|e| e.detail.contains(field)), "{field}");
         }
     }
@@ -280,7 +291,10 @@ mod tests {
     fn a_future_timestamp_beyond_tolerance_is_clock_skew() {
         let mut r = reading();
         r.ts = r.ts.add_millis(6 * 60 * 1000);
-        assert_eq!(Limits::default().check(&r).map_err(|e| e.reason), Err(QuarantineReason::ClockSkew));
+        assert_eq!(
+            Limits::default().check(&r).map_err(|e| e.reason),
+            Err(QuarantineReason::ClockSkew)
+        );
         r.ts = r.received.add_millis(4 * 60 * 1000);
         assert_eq!(Limits::default().check(&r), Ok(()));
     }
@@ -289,7 +303,10 @@ mod tests {
     fn a_timestamp_older_than_retention_is_too_old() {
         let mut r = reading();
         r.ts = r.ts.add_millis(-401 * DAY_MS);
-        assert_eq!(Limits::default().check(&r).map_err(|e| e.reason), Err(QuarantineReason::TooOld));
+        assert_eq!(
+            Limits::default().check(&r).map_err(|e| e.reason),
+            Err(QuarantineReason::TooOld)
+        );
     }
 
     #[test]

@@ -211,7 +211,10 @@ fn reading_from_row(row: &Row<'_>) -> Result<Result<Reading, StoreError>, rusqli
             seq: seq.map(|s| s as u64),
             received: Timestamp::from_millis(row.get(3).map_err(sql)?),
             energy_import: Energy::from_mwh(row.get(4).map_err(sql)?),
-            energy_export: row.get::<_, Option<i64>>(5).map_err(sql)?.map(Energy::from_mwh),
+            energy_export: row
+                .get::<_, Option<i64>>(5)
+                .map_err(sql)?
+                .map(Energy::from_mwh),
             power_w: row.get(6).map_err(sql)?,
             voltage_v: row.get(7).map_err(sql)?,
             current_a: row.get(8).map_err(sql)?,
@@ -349,7 +352,8 @@ fn meter_from_row(row: &Row<'_>) -> Result<Result<MeterInfo, StoreError>, rusqli
     })())
 }
 
-const METER_COLUMNS: &str = "meter_id, kind, feeder_id, contracted_kw, location, tariff_id, timezone";
+const METER_COLUMNS: &str =
+    "meter_id, kind, feeder_id, contracted_kw, location, tariff_id, timezone";
 
 fn write_meter(conn: &Connection, verb: &str, m: &MeterInfo) -> Result<usize, StoreError> {
     conn.prepare_cached(&format!(
@@ -370,10 +374,12 @@ fn write_meter(conn: &Connection, verb: &str, m: &MeterInfo) -> Result<usize, St
 }
 
 fn get_meter(conn: &Connection, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError> {
-    conn.prepare_cached(&format!("SELECT {METER_COLUMNS} FROM meters WHERE meter_id = ?1"))
-        .and_then(|mut s| s.query_row([meter.as_str()], meter_from_row).optional())
-        .map_err(sql)?
-        .transpose()
+    conn.prepare_cached(&format!(
+        "SELECT {METER_COLUMNS} FROM meters WHERE meter_id = ?1"
+    ))
+    .and_then(|mut s| s.query_row([meter.as_str()], meter_from_row).optional())
+    .map_err(sql)?
+    .transpose()
 }
 
 #[async_trait]
@@ -400,7 +406,9 @@ impl MeterRegistry for SqliteMeterRegistry {
                 "SELECT {METER_COLUMNS} FROM meters WHERE feeder_id = ?1 ORDER BY meter_id"
             ))
             .map_err(sql)?;
-        let rows = stmt.query_map([feeder.as_str()], meter_from_row).map_err(sql)?;
+        let rows = stmt
+            .query_map([feeder.as_str()], meter_from_row)
+            .map_err(sql)?;
         rows.map(|r| r.map_err(sql).and_then(|x| x)).collect()
     }
 }
@@ -667,11 +675,20 @@ mod tests {
         };
         {
             let store = SqliteReadingStore::new(Arc::new(SqliteDb::open(&path).unwrap()));
-            assert_eq!(store.insert(&[r.clone()]).await.unwrap(), vec![InsertOutcome::Stored]);
+            assert_eq!(
+                store.insert(std::slice::from_ref(&r)).await.unwrap(),
+                vec![InsertOutcome::Stored]
+            );
         }
         let store = SqliteReadingStore::new(Arc::new(SqliteDb::open(&path).unwrap()));
-        assert_eq!(store.range(&r.meter_id, r.ts, r.ts).await.unwrap(), vec![r.clone()]);
-        assert_eq!(store.insert(&[r]).await.unwrap(), vec![InsertOutcome::DuplicateTimestamp]);
+        assert_eq!(
+            store.range(&r.meter_id, r.ts, r.ts).await.unwrap(),
+            vec![r.clone()]
+        );
+        assert_eq!(
+            store.insert(&[r]).await.unwrap(),
+            vec![InsertOutcome::DuplicateTimestamp]
+        );
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }

@@ -1,0 +1,151 @@
+//! The real Lambda runtime path: `scripts/test` runs `cargo lambda watch` (the Lambda runtime
+//! API emulator) with the ingest function pointed at moto; this test invokes it with the sample
+//! events through `cargo lambda invoke` and checks what landed in DynamoDB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use meter_aws::{
+    DynamoAggregateStore, DynamoMeterRegistry, DynamoQuarantineStore, DynamoReadingStore,
+    Retention, Tables,
+};
+use meter_core::aggregate::Period;
+use meter_core::ports::{AggregateStore, MeterRegistry, QuarantineStore, ReadingStore};
+use meter_core::{IngestReport, MeterInfo, Timestamp};
+use meterflow_tests::fixtures::meter;
+
+/// The port `cargo lambda watch` listens on, or `None` (skip) outside `scripts/test`. Under CI
+/// a missing emulator is a failure, never a silent pass.
+fn lambda_port() -> Option<String> {
+    match std::env::var("METERFLOW_LAMBDA_PORT") {
+        Ok(p) if !p.is_empty() => Some(p),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("METERFLOW_LAMBDA_PORT is not set under CI: run the tests through scripts/test")
+        }
+        _ => {
+            eprintln!("skipping: METERFLOW_LAMBDA_PORT not set (run scripts/test for the Lambda runtime test)");
+            None
+        }
+    }
+}
+
+fn invoke(port: &str, fixture: &str) -> serde_json::Value {
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events/ingest")
+        .join(fixture);
+    let mut cmd = match std::env::var("METERFLOW_CARGO_LAMBDA") {
+        Ok(bin) => {
+            let mut c = Command::new(bin);
+            c.arg("lambda");
+            c
+        }
+        Err(_) => {
+            let mut c = Command::new("cargo");
+            c.arg("lambda");
+            c
+        }
+    };
+    let out = cmd
+        .args([
+            "invoke",
+            "ingest",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            port,
+            "--data-file",
+        ])
+        .arg(&file)
+        .output()
+        .expect("run cargo lambda invoke");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo lambda invoke {fixture} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{fixture}: {e}: {stdout}"))
+}
+
+fn report(v: &serde_json::Value) -> IngestReport {
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"));
+    IngestReport {
+        stored: n("stored"),
+        duplicates: n("duplicates"),
+        quarantined: n("quarantined"),
+        quarantined_by_reason: serde_json::from_value(v["quarantined_by_reason"].clone()).unwrap(),
+        events: n("events"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_function_runs_in_the_lambda_runtime_and_stores_into_dynamodb() {
+    let Some(port) = lambda_port() else { return };
+    let tables = Tables::from_env().unwrap_or_else(|_| Tables::with_prefix("lambda_"));
+    let client = meter_aws::client_from_env().await;
+    meter_aws::create_tables(&client, &tables).await.unwrap();
+    let retention = Retention::from_lookup(|_| None).unwrap();
+    let registry = DynamoMeterRegistry::new(client.clone(), &tables.meters);
+    registry
+        .upsert(&MeterInfo::new_consumer(
+            meter("meter-0001"),
+            chrono_tz::Tz::UTC,
+        ))
+        .await
+        .unwrap();
+
+    let single = report(&invoke(&port, "valid_single.json"));
+    assert_eq!(
+        (single.stored, single.duplicates, single.quarantined),
+        (1, 0, 0)
+    );
+    let dup = report(&invoke(&port, "duplicate.json"));
+    assert_eq!((dup.stored, dup.duplicates, dup.quarantined), (0, 1, 0));
+    let batch = report(&invoke(&port, "valid_batch.json"));
+    assert_eq!(batch.stored + batch.duplicates, 4);
+    assert_eq!(batch.quarantined, 0);
+    for (fixture, reason) in [
+        ("malformed_json.json", "malformed_json"),
+        ("schema_violation.json", "schema_violation"),
+        ("unsupported_version.json", "unsupported_version"),
+        ("meter_id_mismatch.json", "meter_id_mismatch"),
+        ("unknown_meter.json", "unknown_meter"),
+        ("non_finite_number.json", "non_finite_number"),
+        ("value_out_of_range.json", "value_out_of_range"),
+        ("clock_skew.json", "clock_skew"),
+        ("too_old.json", "too_old"),
+        ("payload_too_large.json", "payload_too_large"),
+    ] {
+        let r = report(&invoke(&port, fixture));
+        assert_eq!(
+            r.quarantined_by_reason.get(reason),
+            Some(&1),
+            "{fixture}: {r:?}"
+        );
+    }
+
+    // What landed in DynamoDB, read back through the adapters.
+    let m = meter("meter-0001");
+    let readings = DynamoReadingStore::new(client.clone(), &tables.readings, &retention)
+        .range(
+            &m,
+            Timestamp::from_millis(0),
+            Timestamp::from_millis(i64::MAX / 2),
+        )
+        .await
+        .unwrap();
+    assert!(readings.len() >= 2, "{readings:?}");
+    let first = readings.first().unwrap().ts.to_datetime().date_naive();
+    let days = DynamoAggregateStore::new(client.clone(), &tables.aggregates)
+        .range(&m, Period::Day(first), Period::Day(first))
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 1, "a daily aggregate for {first}");
+    let quarantined = DynamoQuarantineStore::new(client.clone(), &tables.quarantine, &retention)
+        .for_meter("meter-0001", 100)
+        .await
+        .unwrap();
+    assert!(quarantined.len() >= 7, "{quarantined:?}");
+}
