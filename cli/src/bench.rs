@@ -147,7 +147,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let (c, items) = chunk;
         let mut batch = Vec::with_capacity(items.len());
         for (j, (_, p)) in items.iter().enumerate() {
-            batch.extend(parse_message(p, ctx(c * args.batch + j), &limits).into_iter().flatten());
+            batch.extend(
+                parse_message(p, ctx(c * args.batch + j), &limits)
+                    .into_iter()
+                    .flatten(),
+            );
         }
         rt.block_on(store.insert(&batch))?;
     }
@@ -178,7 +182,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             })
             .collect();
         let report = rt.block_on(ingestor.ingest(&msgs))?;
-        anyhow::ensure!(report.quarantined == 0, "benchmark readings were quarantined: {report:?}");
+        anyhow::ensure!(
+            report.quarantined == 0,
+            "benchmark readings were quarantined: {report:?}"
+        );
     }
     let pipeline_rate = n as f64 / t.elapsed().as_secs_f64();
     let _ = std::fs::remove_dir_all(&dir);
@@ -204,8 +211,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("payload bytes (mean)     {:.0}", report.payload_bytes_mean);
         println!("domain path              {:>12.0} readings/s  ({:.0} ns: parse+validate {:.0}, derive {:.0}, record {:.0})",
             report.domain_readings_per_s, domain_ns, parse_ns, derive_ns, store_ns);
-        println!("SQLite readings          {:>12.0} readings/s  (batches of {})", sqlite_rate, args.batch);
-        println!("SQLite full pipeline     {:>12.0} readings/s", pipeline_rate);
+        println!(
+            "SQLite readings          {:>12.0} readings/s  (batches of {})",
+            sqlite_rate, args.batch
+        );
+        println!(
+            "SQLite full pipeline     {:>12.0} readings/s",
+            pipeline_rate
+        );
     }
     Ok(())
 }

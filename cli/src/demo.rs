@@ -84,7 +84,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "E=1234.5kWh;P=420W".to_owned(),
         r#"{"v":1,"ts":"2026-01-01T00:00:00Z","energy_import_kwh":NaN}"#.to_owned(),
         format!(r#"{{"v":1,"ts":{},"energy_import_kwh":-4}}"#, end),
-        format!(r#"{{"v":1,"ts":{},"energy_import_kwh":5}}"#, now_ms + 3_600_000),
+        format!(
+            r#"{{"v":1,"ts":{},"energy_import_kwh":5}}"#,
+            now_ms + 3_600_000
+        ),
         format!(r#"{{"v":2,"ts":{},"energy_import_kwh":5}}"#, end),
     ] {
         messages.push((bad_topic.clone(), bad.into_bytes()));
@@ -119,7 +122,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         println!("  quarantined {n:>3} × {reason}");
     }
     println!("\nenergy per meter (first 5), from the stored hourly and daily aggregates:");
-    println!("  {:<10} {:>12} {:>12} {:>8}", "meter", "day", "kWh", "est. kWh");
+    println!(
+        "  {:<10} {:>12} {:>12} {:>8}",
+        "meter", "day", "kWh", "est. kWh"
+    );
     for id in fleet.ids().take(5) {
         let from = Period::Day(start.to_datetime().date_naive());
         let to = Period::Day(received.to_datetime().date_naive());
@@ -133,6 +139,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             );
         }
     }
-    println!("\nRun the same command again: every reading comes back as a duplicate and no total moves.");
+    println!(
+        "\nRun the same command again: every reading comes back as a duplicate and no total moves."
+    );
     Ok(())
 }

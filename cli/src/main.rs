@@ -9,7 +9,11 @@ mod sim;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "meterflow", version, about = "Smart-meter data platform: local tools")]
+#[command(
+    name = "meterflow",
+    version,
+    about = "Smart-meter data platform: local tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -120,7 +120,12 @@ impl Fleet {
     }
 
     /// Store-and-forward messages of `per_batch` readings each.
-    pub fn batch_payloads(&self, start: Timestamp, n: usize, per_batch: usize) -> Vec<(String, Vec<u8>)> {
+    pub fn batch_payloads(
+        &self,
+        start: Timestamp,
+        n: usize,
+        per_batch: usize,
+    ) -> Vec<(String, Vec<u8>)> {
         let mut out = Vec::new();
         for rs in self.readings(start, n) {
             for chunk in rs.chunks(per_batch.max(1)) {

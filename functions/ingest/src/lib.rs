@@ -43,12 +43,12 @@ pub async fn handle(
         .collect();
     ingestor.ingest(&messages).await.map_err(|e| {
         // The full cause chain goes to the log; the runtime reports only the error type.
-        let chain: Vec<String> = std::iter::successors(
-            Some(&e as &(dyn std::error::Error + 'static)),
-            |err| err.source(),
-        )
-        .map(ToString::to_string)
-        .collect();
+        let chain: Vec<String> =
+            std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |err| {
+                err.source()
+            })
+            .map(ToString::to_string)
+            .collect();
         tracing::error!(retryable = e.is_retryable(), error = %chain.join(": "), "ingest failed");
         HandlerError::Ingest(e)
     })

@@ -24,13 +24,15 @@ async fn main() -> anyhow::Result<()> {
     );
     let ingestor = &ingestor;
 
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        ingest::handle(ingestor, &event.payload, Timestamp::from_millis(now)).await
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default();
+            ingest::handle(ingestor, &event.payload, Timestamp::from_millis(now)).await
+        },
+    ))
     .await
     .map_err(|e| anyhow::anyhow!(e))
 }

@@ -10,7 +10,9 @@ use meter_core::{IngestConfig, IngestReport, Ingestor, MeterId, MeterInfo, Times
 use serde_json::value::RawValue;
 
 fn fixture(name: &str) -> Box<RawValue> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/ingest").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events/ingest")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     RawValue::from_string(text).unwrap()
 }
@@ -19,7 +21,10 @@ async fn ingestor() -> Ingestor {
     let ports = memory_ports();
     ports
         .registry
-        .upsert(&MeterInfo::new_consumer(MeterId::parse("meter-0001").unwrap(), chrono_tz::Tz::UTC))
+        .upsert(&MeterInfo::new_consumer(
+            MeterId::parse("meter-0001").unwrap(),
+            chrono_tz::Tz::UTC,
+        ))
         .await
         .unwrap();
     Ingestor::new(ports, IngestConfig::default())
@@ -79,7 +84,11 @@ async fn every_rejection_fixture_is_quarantined_with_its_named_reason() {
     for (file, reason) in cases {
         let r = run(&ingestor().await, file).await;
         assert_eq!((r.stored, r.duplicates, r.quarantined), (0, 0, 1), "{file}");
-        assert_eq!(r.quarantined_by_reason.get(reason), Some(&1), "{file}: {r:?}");
+        assert_eq!(
+            r.quarantined_by_reason.get(reason),
+            Some(&1),
+            "{file}: {r:?}"
+        );
     }
 }
 
@@ -87,6 +96,9 @@ async fn every_rejection_fixture_is_quarantined_with_its_named_reason() {
 async fn every_quarantine_reason_has_a_fixture() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../events/ingest");
     for reason in meter_core::QuarantineReason::ALL {
-        assert!(dir.join(format!("{}.json", reason.as_str())).exists(), "no fixture for {reason}");
+        assert!(
+            dir.join(format!("{}.json", reason.as_str())).exists(),
+            "no fixture for {reason}"
+        );
     }
 }
