@@ -51,9 +51,9 @@ fn invoke(port: &str, fixture: &str) -> serde_json::Value {
         .args([
             "invoke",
             "ingest",
-            "-A",
+            "--invoke-address",
             "127.0.0.1",
-            "-P",
+            "--invoke-port",
             port,
             "--data-file",
         ])

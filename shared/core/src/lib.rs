@@ -11,6 +11,7 @@
 pub mod aggregate;
 pub mod energy;
 pub mod events;
+mod fastpath;
 pub mod ingest;
 pub mod memory;
 pub mod ports;

@@ -40,12 +40,16 @@ impl MemoryReadingStore {
         Self::default()
     }
 
-    /// Stores one reading, the synchronous core of [`ReadingStore::insert`] (the domain
-    /// benchmark calls it directly).
-    pub fn insert_one(&self, r: &Reading) -> Result<InsertOutcome, StoreError> {
+    /// Stores one reading it takes ownership of: the synchronous core of
+    /// [`ReadingStore::insert`], which the domain benchmark calls directly.
+    pub fn insert_one(&self, r: Reading) -> Result<InsertOutcome, StoreError> {
         let mut meters = lock(&self.meters)?;
+        // Look up before inserting so the common case (a known meter) clones no key.
+        if let Some(m) = meters.get_mut(&r.meter_id) {
+            return Ok(insert_owned(m, r));
+        }
         let m = meters.entry(r.meter_id.clone()).or_default();
-        Ok(insert_into(m, r))
+        Ok(insert_owned(m, r))
     }
 
     /// Number of readings held.
@@ -59,17 +63,18 @@ impl MemoryReadingStore {
     }
 }
 
-fn insert_into(m: &mut MeterReadings, r: &Reading) -> InsertOutcome {
-    if m.by_ts.contains_key(&r.ts) {
+fn insert_owned(m: &mut MeterReadings, r: Reading) -> InsertOutcome {
+    use std::collections::btree_map::Entry;
+    let Entry::Vacant(slot) = m.by_ts.entry(r.ts) else {
         return InsertOutcome::DuplicateTimestamp;
-    }
+    };
     if let Some(seq) = r.seq {
         if m.seqs.contains_key(&seq) {
             return InsertOutcome::DuplicateSeq;
         }
         m.seqs.insert(seq, r.ts);
     }
-    m.by_ts.insert(r.ts, r.clone());
+    slot.insert(r);
     InsertOutcome::Stored
 }
 
@@ -79,7 +84,7 @@ impl ReadingStore for MemoryReadingStore {
         let mut meters = lock(&self.meters)?;
         Ok(readings
             .iter()
-            .map(|r| insert_into(meters.entry(r.meter_id.clone()).or_default(), r))
+            .map(|r| insert_owned(meters.entry(r.meter_id.clone()).or_default(), r.clone()))
             .collect())
     }
 

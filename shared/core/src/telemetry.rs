@@ -149,7 +149,8 @@ fn parse_into(
         )));
         return;
     }
-    let wire: WireReading<'_> = match serde_json::from_slice(raw) {
+    let fast = crate::fastpath::parse_flat(raw);
+    let wire: WireReading<'_> = match fast.map_or_else(|| serde_json::from_slice(raw), Ok) {
         Ok(w) => w,
         Err(e) => {
             let rejection = classify_json_error(raw, &e);
@@ -212,7 +213,9 @@ fn parse_into(
             for (i, element) in elements.iter().enumerate() {
                 let index = u32::try_from(i).ok();
                 let element_raw = element.get().as_bytes();
-                let item = match serde_json::from_str::<WireReading<'_>>(element.get()) {
+                let fast = crate::fastpath::parse_flat(element_raw);
+                let parsed = fast.map_or_else(|| serde_json::from_slice(element_raw), Ok);
+                let item = match parsed {
                     Ok(inner) if inner.readings.is_some() => Err(Rejection::new(
                         QuarantineReason::SchemaViolation,
                         "field `readings`: batches cannot be nested",
@@ -278,9 +281,10 @@ fn build_reading(
     let ts = match &w.ts {
         None => return Err(schema("missing required field `ts`".into())),
         Some(WireTs::Millis(ms)) => Timestamp::from_millis(*ms),
-        Some(WireTs::Text(s)) => {
-            Timestamp::parse_rfc3339(s).map_err(|e| schema(format!("field `ts`: {e}")))?
-        }
+        Some(WireTs::Text(s)) => match crate::fastpath::rfc3339_fast(s) {
+            Some(t) => t,
+            None => Timestamp::parse_rfc3339(s).map_err(|e| schema(format!("field `ts`: {e}")))?,
+        },
     };
     let energy_import = match w.energy_import_kwh {
         None => return Err(schema("missing required field `energy_import_kwh`".into())),
@@ -464,40 +468,41 @@ impl Fnv64 {
 
 /// The wire form of a reading, or of the rule's output around one. Every field is optional so
 /// that missing fields are named by [`build_reading`] rather than failing the parse.
-#[derive(Deserialize)]
-struct WireReading<'a> {
-    v: Option<u32>,
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct WireReading<'a> {
+    pub(crate) v: Option<u32>,
     #[serde(borrow)]
-    meter_id: Option<Cow<'a, str>>,
-    seq: Option<u64>,
+    pub(crate) meter_id: Option<Cow<'a, str>>,
+    pub(crate) seq: Option<u64>,
     #[serde(borrow)]
-    ts: Option<WireTs<'a>>,
-    energy_import_kwh: Option<f64>,
-    energy_export_kwh: Option<f64>,
-    power_w: Option<f64>,
-    voltage_v: Option<f64>,
-    current_a: Option<f64>,
-    power_factor: Option<f64>,
-    frequency_hz: Option<f64>,
+    pub(crate) ts: Option<WireTs<'a>>,
+    pub(crate) energy_import_kwh: Option<f64>,
+    pub(crate) energy_export_kwh: Option<f64>,
+    pub(crate) power_w: Option<f64>,
+    pub(crate) voltage_v: Option<f64>,
+    pub(crate) current_a: Option<f64>,
+    pub(crate) power_factor: Option<f64>,
+    pub(crate) frequency_hz: Option<f64>,
     #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
+    pub(crate) status: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    relay: Option<Cow<'a, str>>,
+    pub(crate) relay: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    readings: Option<Vec<&'a RawValue>>,
+    pub(crate) readings: Option<Vec<&'a RawValue>>,
     // Added by the IoT rule (`topic(2) AS topic_meter_id, timestamp() AS received_ms`).
     #[serde(borrow)]
-    topic_meter_id: Option<Cow<'a, str>>,
-    received_ms: Option<i64>,
+    pub(crate) topic_meter_id: Option<Cow<'a, str>>,
+    pub(crate) received_ms: Option<i64>,
     // A rule may pass the whole topic instead, and wrap non-JSON payloads in base64.
     #[serde(borrow)]
-    topic: Option<Cow<'a, str>>,
+    pub(crate) topic: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    payload_b64: Option<Cow<'a, str>>,
+    pub(crate) payload_b64: Option<Cow<'a, str>>,
 }
 
 /// `ts` is RFC 3339 text or epoch milliseconds.
-enum WireTs<'a> {
+#[derive(Debug)]
+pub(crate) enum WireTs<'a> {
     Text(Cow<'a, str>),
     Millis(i64),
 }
