@@ -55,6 +55,7 @@ struct Report {
     derive_ns: f64,
     store_record_ns: f64,
     sqlite_readings_per_s: f64,
+    sqlite_interleaved_readings_per_s: f64,
     sqlite_pipeline_readings_per_s: f64,
     sqlite_batch: usize,
     cores_used: usize,
@@ -146,23 +147,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("meterflow-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
 
-    // SQLite, readings only: parse + validate + batched insert.
-    let db = Arc::new(meter_local::SqliteDb::open(&dir.join("readings.db"))?);
-    let store = meter_local::SqliteReadingStore::new(db);
-    let t = Instant::now();
-    for chunk in payloads.chunks(args.batch.max(1)).enumerate() {
-        let (c, items) = chunk;
-        let mut batch = Vec::with_capacity(items.len());
-        for (j, (_, p)) in items.iter().enumerate() {
-            batch.extend(
-                parse_message(p, ctx(c * args.batch + j), &limits)
-                    .into_iter()
-                    .flatten(),
-            );
-        }
-        rt.block_on(store.insert(&batch))?;
-    }
-    let sqlite_rate = n as f64 / t.elapsed().as_secs_f64();
+    // SQLite, readings only: parse + validate + batched insert, in two arrival orders.
+    let grouped = fleet.payloads_by_meter(start, args.readings_per_meter);
+    let sqlite_rate = sqlite_insert_rate(&rt, &dir.join("grouped.db"), &grouped, received, args.batch)?;
+    let sqlite_interleaved_rate =
+        sqlite_insert_rate(&rt, &dir.join("interleaved.db"), &payloads, received, args.batch)?;
 
     // SQLite, the whole ingest pipeline with aggregates and events.
     let db = Arc::new(meter_local::SqliteDb::open(&dir.join("pipeline.db"))?);
@@ -207,6 +196,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         derive_ns,
         store_record_ns: store_ns,
         sqlite_readings_per_s: sqlite_rate,
+        sqlite_interleaved_readings_per_s: sqlite_interleaved_rate,
         sqlite_pipeline_readings_per_s: pipeline_rate,
         sqlite_batch: args.batch,
         cores_used: 1,
@@ -228,4 +218,32 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Parses and inserts `payloads` into a fresh SQLite file through `SqliteReadingStore`, in
+/// transactions of `batch` messages; returns readings per second.
+fn sqlite_insert_rate(
+    rt: &tokio::runtime::Runtime,
+    path: &std::path::Path,
+    payloads: &[(String, Vec<u8>)],
+    received: Timestamp,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let limits = Limits::default();
+    let store = meter_local::SqliteReadingStore::new(Arc::new(meter_local::SqliteDb::open(path)?));
+    let t = Instant::now();
+    let mut n = 0usize;
+    for chunk in payloads.chunks(batch.max(1)) {
+        let mut readings = Vec::with_capacity(chunk.len());
+        for (topic, p) in chunk {
+            let ctx = MessageContext {
+                topic: Some(topic),
+                received,
+            };
+            readings.extend(parse_message(p, ctx, &limits).into_iter().flatten());
+        }
+        n += readings.len();
+        rt.block_on(store.insert(&readings))?;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
 }

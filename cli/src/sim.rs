@@ -119,6 +119,16 @@ impl Fleet {
         out
     }
 
+    /// One message per reading, meter by meter (each meter's day in order): how an import or a
+    /// fleet catching up after an outage arrives.
+    pub fn payloads_by_meter(&self, start: Timestamp, n: usize) -> Vec<(String, Vec<u8>)> {
+        self.readings(start, n)
+            .iter()
+            .flatten()
+            .map(|r| (topic(&r.meter_id), encode_reading(r).into_bytes()))
+            .collect()
+    }
+
     /// Store-and-forward messages of `per_batch` readings each.
     pub fn batch_payloads(
         &self,

@@ -163,21 +163,21 @@ impl<'a> Cursor<'a> {
         self.i == self.b.len()
     }
 
-    /// A string without escapes or control characters.
+    /// A string without escapes or control characters. (A plain byte loop: keys and values
+    /// are a few bytes long, shorter than a SIMD search needs to pay off.)
     fn plain_string(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
-        let start = self.i;
-        loop {
-            match self.peek()? {
-                b'"' => break,
-                b'\\' => return None,
-                c if c < 0x20 => return None,
-                _ => self.i += 1,
-            }
+        let b = self.b;
+        if b.get(self.i) != Some(&b'"') {
+            return None;
         }
-        let s = self.s.get(start..self.i)?;
-        self.i += 1;
-        Some(s)
+        let start = self.i + 1;
+        let rest = b.get(start..)?;
+        let i = start + rest.iter().position(|&c| STRING_STOP[usize::from(c)])?;
+        if b[i] != b'"' {
+            return None;
+        }
+        self.i = i + 1;
+        self.s.get(start..i)
     }
 
     fn null<T>(&mut self) -> Option<Option<T>> {
@@ -194,52 +194,99 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// A JSON number token, returned as text with whether it is an integer.
-    fn number(&mut self) -> Option<(&'a str, bool)> {
+    /// A JSON number token: its text, whether it is an integer, and its value when the
+    /// value is exactly computable in one step (see below).
+    fn number(&mut self) -> Option<(&'a str, bool, Option<f64>)> {
+        let b = self.b;
         let start = self.i;
-        if self.peek() == Some(b'-') {
-            self.i += 1;
+        let mut i = start;
+        let negative = b.get(i) == Some(&b'-');
+        if negative {
+            i += 1;
         }
-        match self.peek()? {
-            b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits(),
-            _ => return None,
+        let int_start = i;
+        i += digit_run(&b[i..]);
+        let int_digits = &b[int_start..i];
+        // JSON forbids an empty integer part and leading zeros.
+        if int_digits.is_empty() || (int_digits.len() > 1 && int_digits[0] == b'0') {
+            return None;
         }
-        let mut integer = true;
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            integer = false;
-            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+        let mut frac_digits: &[u8] = &[];
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let frac_start = i;
+            i += digit_run(b.get(i..)?);
+            frac_digits = &b[frac_start..i];
+            if frac_digits.is_empty() {
                 return None;
             }
-            self.digits();
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
-            self.i += 1;
-            integer = false;
-            if matches!(self.peek(), Some(b'+' | b'-')) {
-                self.i += 1;
+        let mut exp10: i64 = 0;
+        let mut has_exp = false;
+        if matches!(b.get(i), Some(b'e' | b'E')) {
+            has_exp = true;
+            i += 1;
+            let neg_exp = match b.get(i) {
+                Some(b'-') => {
+                    i += 1;
+                    true
+                }
+                Some(b'+') => {
+                    i += 1;
+                    false
+                }
+                _ => false,
+            };
+            let exp_start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                exp10 = (exp10 * 10 + i64::from(b[i] - b'0')).min(100_000);
+                i += 1;
             }
-            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+            if i == exp_start {
                 return None;
             }
-            self.digits();
+            if neg_exp {
+                exp10 = -exp10;
+            }
         }
-        Some((self.s.get(start..self.i)?, integer))
-    }
-
-    fn digits(&mut self) {
-        while matches!(self.peek(), Some(b'0'..=b'9')) {
-            self.i += 1;
-        }
+        self.i = i;
+        let integer = frac_digits.is_empty() && !has_exp;
+        // Clinger's fast path: an integer mantissa below 2^53 times or over an exact power of
+        // ten (at most 10^22) is exactly representable on both sides, so one IEEE operation
+        // gives the correctly rounded result, the same as a full decimal conversion.
+        let value = if int_digits.len() + frac_digits.len() <= 19 {
+            let m = int_digits
+                .iter()
+                .chain(frac_digits)
+                .fold(0u64, |m, d| m * 10 + u64::from(d - b'0'));
+            let e = exp10 - frac_digits.len() as i64;
+            (m < (1 << 53) && (-22..=22).contains(&e)).then(|| {
+                let v = if e >= 0 {
+                    m as f64 * POW10[e as usize]
+                } else {
+                    m as f64 / POW10[(-e) as usize]
+                };
+                if negative {
+                    -v
+                } else {
+                    v
+                }
+            })
+        } else {
+            None
+        };
+        Some((self.s.get(start..i)?, integer, value))
     }
 
     fn opt_f64(&mut self) -> Option<Option<f64>> {
         if self.peek()? == b'n' {
             return self.null();
         }
-        let (text, _) = self.number()?;
-        let v: f64 = text.parse().ok()?;
+        let (text, _, fast) = self.number()?;
+        let v: f64 = match fast {
+            Some(v) => v,
+            None => text.parse().ok()?,
+        };
         // serde_json refuses overflow ("number out of range"): let it.
         v.is_finite().then_some(Some(v))
     }
@@ -249,14 +296,14 @@ impl<'a> Cursor<'a> {
             return self.null();
         }
         match self.number()? {
-            (text, true) if !text.starts_with('-') => text.parse().ok().map(Some),
+            (text, true, _) if !text.starts_with('-') => text.parse().ok().map(Some),
             _ => None,
         }
     }
 
     fn int(&mut self) -> Option<i64> {
         match self.number()? {
-            (text, true) => text.parse().ok(),
+            (text, true, _) => text.parse().ok(),
             _ => None,
         }
     }
@@ -270,6 +317,31 @@ impl<'a> Cursor<'a> {
         }
     }
 }
+
+/// Bytes that end a plain string (`"`), make it non-plain (`\\`), or are invalid in one
+/// (control characters).
+const STRING_STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// The length of the run of ASCII digits at the start of `b`.
+fn digit_run(b: &[u8]) -> usize {
+    b.iter().position(|c| !c.is_ascii_digit()).unwrap_or(b.len())
+}
+
+/// Exact powers of ten for the fast path.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
 
 /// Parses the canonical RFC 3339 forms `YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)` without chrono;
 /// `None` for anything else (chrono then decides).
@@ -381,6 +453,20 @@ mod tests {
             r#"{}"#,
         ] {
             same_as_serde(raw);
+        }
+    }
+
+    #[test]
+    fn fast_numbers_equal_the_standard_conversion() {
+        for text in [
+            "0", "-0", "-0.0", "1", "12345.678", "0.953", "50.02", "231.2", "1e3", "-12", "1.5e-7",
+            "123456789012345678", "1234567890123456789012", "0.000000000000000000000001",
+            "9007199254740993", "4.35", "0.1", "2.5E+2", "1e22", "1e23", "99999.999999",
+        ] {
+            let mut c = Cursor { s: text, b: text.as_bytes(), i: 0 };
+            let got = c.opt_f64().flatten().unwrap();
+            let want: f64 = text.parse().unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{text}");
         }
     }
 
