@@ -19,7 +19,7 @@ use chrono_tz::Tz;
 use meter_core::energy::{hour_bucket_of, interval_between, RegisterPolicy};
 use meter_core::memory::MemoryReadingStore;
 use meter_core::ports::ReadingStore;
-use meter_core::telemetry::{parse_message, MessageContext};
+use meter_core::telemetry::{parse_message, parse_message_into, MessageContext};
 use meter_core::{
     Energy, Inbound, IngestConfig, Ingestor, Limits, MeterId, RegistryMode, Timestamp,
 };
@@ -80,10 +80,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let rounds = (2_000_000 / n.max(1)).clamp(1, 20);
     let t = Instant::now();
     let mut parsed = Vec::with_capacity(n);
+    let mut items = Vec::with_capacity(4);
     for round in 0..rounds {
         parsed.clear();
         for (i, (_, p)) in payloads.iter().enumerate() {
-            parsed.extend(parse_message(p, ctx(i), &limits).into_iter().flatten());
+            parse_message_into(p, ctx(i), &limits, &mut items);
+            parsed.extend(items.drain(..).flatten());
         }
         std::hint::black_box(round);
     }
@@ -122,9 +124,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     for _ in 0..rounds {
         let store = MemoryReadingStore::new();
         let mut last: HashMap<MeterId, (Timestamp, Energy)> = HashMap::with_capacity(args.meters);
+        let mut items = Vec::with_capacity(4);
         let t = Instant::now();
         for (i, (_, p)) in payloads.iter().enumerate() {
-            for r in parse_message(p, ctx(i), &limits).into_iter().flatten() {
+            parse_message_into(p, ctx(i), &limits, &mut items);
+            for r in items.drain(..).flatten() {
                 let now = (r.ts, r.energy_import);
                 let prev = match last.get_mut(&r.meter_id) {
                     Some(slot) => Some(std::mem::replace(slot, now)),
@@ -149,9 +153,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     // SQLite, readings only: parse + validate + batched insert, in two arrival orders.
     let grouped = fleet.payloads_by_meter(start, args.readings_per_meter);
-    let sqlite_rate = sqlite_insert_rate(&rt, &dir.join("grouped.db"), &grouped, received, args.batch)?;
-    let sqlite_interleaved_rate =
-        sqlite_insert_rate(&rt, &dir.join("interleaved.db"), &payloads, received, args.batch)?;
+    let sqlite_rate =
+        sqlite_insert_rate(&rt, &dir.join("grouped.db"), &grouped, received, args.batch)?;
+    let sqlite_interleaved_rate = sqlite_insert_rate(
+        &rt,
+        &dir.join("interleaved.db"),
+        &payloads,
+        received,
+        args.batch,
+    )?;
 
     // SQLite, the whole ingest pipeline with aggregates and events.
     let db = Arc::new(meter_local::SqliteDb::open(&dir.join("pipeline.db"))?);

@@ -171,8 +171,7 @@ impl<'a> Cursor<'a> {
             return None;
         }
         let start = self.i + 1;
-        let rest = b.get(start..)?;
-        let i = start + rest.iter().position(|&c| STRING_STOP[usize::from(c)])?;
+        let i = start + find_string_stop(b.get(start..)?)?;
         if b[i] != b'"' {
             return None;
         }
@@ -205,7 +204,8 @@ impl<'a> Cursor<'a> {
             i += 1;
         }
         let int_start = i;
-        i += digit_run(&b[i..]);
+        let mut mantissa: u64 = 0;
+        i = accumulate_digits(b, i, &mut mantissa);
         let int_digits = &b[int_start..i];
         // JSON forbids an empty integer part and leading zeros.
         if int_digits.is_empty() || (int_digits.len() > 1 && int_digits[0] == b'0') {
@@ -215,7 +215,7 @@ impl<'a> Cursor<'a> {
         if b.get(i) == Some(&b'.') {
             i += 1;
             let frac_start = i;
-            i += digit_run(b.get(i..)?);
+            i = accumulate_digits(b, i, &mut mantissa);
             frac_digits = &b[frac_start..i];
             if frac_digits.is_empty() {
                 return None;
@@ -255,10 +255,7 @@ impl<'a> Cursor<'a> {
         // ten (at most 10^22) is exactly representable on both sides, so one IEEE operation
         // gives the correctly rounded result, the same as a full decimal conversion.
         let value = if int_digits.len() + frac_digits.len() <= 19 {
-            let m = int_digits
-                .iter()
-                .chain(frac_digits)
-                .fold(0u64, |m, d| m * 10 + u64::from(d - b'0'));
+            let m = mantissa;
             let e = exp10 - frac_digits.len() as i64;
             (m < (1 << 53) && (-22..=22).contains(&e)).then(|| {
                 let v = if e >= 0 {
@@ -332,9 +329,46 @@ const STRING_STOP: [bool; 256] = {
     t
 };
 
-/// The length of the run of ASCII digits at the start of `b`.
-fn digit_run(b: &[u8]) -> usize {
-    b.iter().position(|c| !c.is_ascii_digit()).unwrap_or(b.len())
+/// Consumes the ASCII digits of `b` from `i`, folding them into `m` (which wraps past 19
+/// digits; callers only use it below that), and returns the index after them.
+fn accumulate_digits(b: &[u8], mut i: usize, m: &mut u64) -> usize {
+    while let Some(&c) = b.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        *m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    i
+}
+
+/// The index of the first byte of `b` that ends or spoils a plain string (see
+/// [`STRING_STOP`]), eight bytes at a time: the classic SWAR "has zero byte" and "has byte less
+/// than" tests. The lowest flagged byte is always a true match, so `trailing_zeros` finds it.
+fn find_string_stop(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let q = w ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q & HIGH;
+        let e = w ^ (ONES * u64::from(b'\\'));
+        let escape = e.wrapping_sub(ONES) & !e & HIGH;
+        let hits = control | quote | escape;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| STRING_STOP[usize::from(c)])
+        .map(|p| i + p)
 }
 
 /// Exact powers of ten for the fast path.
@@ -457,13 +491,51 @@ mod tests {
     }
 
     #[test]
+    fn the_word_at_a_time_search_finds_the_first_stop_byte() {
+        for (text, want) in [
+            ("abc\"", Some(3)),
+            ("abcdefghijk\"", Some(11)),
+            ("abcdefgh\\x\"", Some(8)),
+            ("\"", Some(0)),
+            ("abcdefg\u{1}", Some(7)),
+            ("é and ü\"", Some(9)),
+            ("no end", None),
+            ("abcdefghabcdefgh", None),
+        ] {
+            assert_eq!(find_string_stop(text.as_bytes()), want, "{text:?}");
+        }
+    }
+
+    #[test]
     fn fast_numbers_equal_the_standard_conversion() {
         for text in [
-            "0", "-0", "-0.0", "1", "12345.678", "0.953", "50.02", "231.2", "1e3", "-12", "1.5e-7",
-            "123456789012345678", "1234567890123456789012", "0.000000000000000000000001",
-            "9007199254740993", "4.35", "0.1", "2.5E+2", "1e22", "1e23", "99999.999999",
+            "0",
+            "-0",
+            "-0.0",
+            "1",
+            "12345.678",
+            "0.953",
+            "50.02",
+            "231.2",
+            "1e3",
+            "-12",
+            "1.5e-7",
+            "123456789012345678",
+            "1234567890123456789012",
+            "0.000000000000000000000001",
+            "9007199254740993",
+            "4.35",
+            "0.1",
+            "2.5E+2",
+            "1e22",
+            "1e23",
+            "99999.999999",
         ] {
-            let mut c = Cursor { s: text, b: text.as_bytes(), i: 0 };
+            let mut c = Cursor {
+                s: text,
+                b: text.as_bytes(),
+                i: 0,
+            };
             let got = c.opt_f64().flatten().unwrap();
             let want: f64 = text.parse().unwrap();
             assert_eq!(got.to_bits(), want.to_bits(), "{text}");

@@ -22,7 +22,7 @@ use crate::ports::{
     StoreError,
 };
 use crate::registry::MeterInfo;
-use crate::telemetry::{parse_message, MessageContext, QuarantineEntry};
+use crate::telemetry::{parse_message_into, MessageContext, QuarantineEntry};
 use crate::types::{MeterId, Reading, Timestamp};
 use crate::validation::{Limits, QuarantineReason, Rejection};
 
@@ -170,12 +170,14 @@ impl Ingestor {
         let mut report = IngestReport::default();
         let mut quarantine: Vec<QuarantineEntry> = Vec::new();
         let mut by_meter: BTreeMap<MeterId, Vec<Reading>> = BTreeMap::new();
+        let mut items = Vec::with_capacity(messages.len());
         for m in messages {
-            for item in parse_message(m.payload, m.ctx, &self.config.limits) {
-                match item {
-                    Ok(r) => by_meter.entry(r.meter_id.clone()).or_default().push(r),
-                    Err(q) => quarantine.push(q),
-                }
+            parse_message_into(m.payload, m.ctx, &self.config.limits, &mut items);
+        }
+        for item in items {
+            match item {
+                Ok(r) => by_meter.entry(r.meter_id.clone()).or_default().push(r),
+                Err(q) => quarantine.push(q),
             }
         }
 

@@ -24,10 +24,19 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
         .map_err(|_| StoreError::Corrupt("in-memory store lock poisoned".into()))
 }
 
+/// One meter's readings: rows appended in arrival order, with small ordered and hashed indexes
+/// over them (a B-tree of whole readings would move ~200-byte values on every insert).
 #[derive(Default)]
 struct MeterReadings {
-    by_ts: BTreeMap<Timestamp, Reading>,
+    rows: Vec<Reading>,
+    by_ts: BTreeMap<Timestamp, usize>,
     seqs: FxHashMap<u64, Timestamp>,
+}
+
+impl MeterReadings {
+    fn at(&self, idx: usize) -> Option<Reading> {
+        self.rows.get(idx).cloned()
+    }
 }
 
 /// Readings in memory. (Fx hashing: the keys are our own meter ids and counters, and this store
@@ -57,7 +66,7 @@ impl MemoryReadingStore {
 
     /// Number of readings held.
     pub fn len(&self) -> usize {
-        lock(&self.meters).map_or(0, |m| m.values().map(|r| r.by_ts.len()).sum())
+        lock(&self.meters).map_or(0, |m| m.values().map(|r| r.rows.len()).sum())
     }
 
     /// Whether the store is empty.
@@ -77,7 +86,8 @@ fn insert_owned(m: &mut MeterReadings, r: Reading) -> InsertOutcome {
         }
         m.seqs.insert(seq, r.ts);
     }
-    slot.insert(r);
+    slot.insert(m.rows.len());
+    m.rows.push(r);
     InsertOutcome::Stored
 }
 
@@ -103,7 +113,12 @@ impl ReadingStore for MemoryReadingStore {
         let meters = lock(&self.meters)?;
         Ok(meters
             .get(meter)
-            .map(|m| m.by_ts.range(from..=to).map(|(_, r)| r.clone()).collect())
+            .map(|m| {
+                m.by_ts
+                    .range(from..=to)
+                    .filter_map(|(_, i)| m.at(*i))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -111,7 +126,7 @@ impl ReadingStore for MemoryReadingStore {
         let meters = lock(&self.meters)?;
         Ok(meters
             .get(meter)
-            .and_then(|m| m.by_ts.range(..ts).next_back().map(|(_, r)| r.clone())))
+            .and_then(|m| m.by_ts.range(..ts).next_back().and_then(|(_, i)| m.at(*i))))
     }
 
     async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
@@ -121,7 +136,7 @@ impl ReadingStore for MemoryReadingStore {
             m.by_ts
                 .range((Excluded(ts), Unbounded))
                 .next()
-                .map(|(_, r)| r.clone())
+                .and_then(|(_, i)| m.at(*i))
         }))
     }
 }

@@ -125,6 +125,17 @@ pub fn parse_message(raw: &[u8], ctx: MessageContext<'_>, limits: &Limits) -> Ve
     out
 }
 
+/// [`parse_message`] appending to a caller's buffer, so a loop over many messages allocates
+/// nothing per message.
+pub fn parse_message_into(
+    raw: &[u8],
+    ctx: MessageContext<'_>,
+    limits: &Limits,
+    out: &mut Vec<ParsedItem>,
+) {
+    parse_into(raw, ctx, limits, out, 0);
+}
+
 fn parse_into(
     raw: &[u8],
     ctx: MessageContext<'_>,

@@ -44,11 +44,14 @@ impl MeterId {
         if s.len() > METER_ID_MAX_LEN {
             return Err(InvalidMeterId::TooLong);
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-        {
-            return Err(InvalidMeterId::BadCharacter(c));
+        let allowed = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
+        if !s.bytes().all(|b| allowed(&b)) {
+            // Only on the error path: decode characters to name the offending one.
+            let bad = s
+                .chars()
+                .find(|c| !c.is_ascii() || !allowed(&(*c as u8)))
+                .unwrap_or('?');
+            return Err(InvalidMeterId::BadCharacter(bad));
         }
         Ok(Self(s.into()))
     }
