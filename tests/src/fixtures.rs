@@ -1,7 +1,7 @@
 //! Builders for readings and messages used across the integration tests.
 
 use meter_core::telemetry::encode_reading;
-use meter_core::{Energy, MeterId, MeterStatus, Reading, RelayState, Timestamp};
+use meter_core::{Energy, MeterId, MeterStatus, QuarantineReason, Reading, RelayState, Timestamp};
 
 /// 2026-03-01T00:00:00Z: a fixed, recent-enough start for generated series.
 pub const T0: i64 = 1_772_323_200_000;
@@ -89,4 +89,74 @@ pub fn batch_payload(rs: &[Reading]) -> Vec<u8> {
 /// The MQTT topic of a meter's telemetry.
 pub fn topic(id: &str) -> String {
     format!("meters/{id}/telemetry")
+}
+
+/// What the handler must do with a sample event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// This many readings stored.
+    Stored(u64),
+    /// Already stored: a redelivery.
+    Duplicate,
+    /// Quarantined, for this reason.
+    Quarantined(QuarantineReason),
+}
+
+/// Every sample event and its outcome, in an order that makes `duplicate.json` a duplicate.
+pub const FIXTURES: &[(&str, Outcome)] = &[
+    ("valid_single.json", Outcome::Stored(1)),
+    ("duplicate.json", Outcome::Duplicate),
+    ("valid_batch.json", Outcome::Stored(4)),
+    (
+        "malformed_json.json",
+        Outcome::Quarantined(QuarantineReason::MalformedJson),
+    ),
+    (
+        "schema_violation.json",
+        Outcome::Quarantined(QuarantineReason::SchemaViolation),
+    ),
+    (
+        "missing_field.json",
+        Outcome::Quarantined(QuarantineReason::SchemaViolation),
+    ),
+    (
+        "unsupported_version.json",
+        Outcome::Quarantined(QuarantineReason::UnsupportedVersion),
+    ),
+    (
+        "meter_id_mismatch.json",
+        Outcome::Quarantined(QuarantineReason::MeterIdMismatch),
+    ),
+    (
+        "unknown_meter.json",
+        Outcome::Quarantined(QuarantineReason::UnknownMeter),
+    ),
+    (
+        "non_finite_number.json",
+        Outcome::Quarantined(QuarantineReason::NonFiniteNumber),
+    ),
+    (
+        "value_out_of_range.json",
+        Outcome::Quarantined(QuarantineReason::ValueOutOfRange),
+    ),
+    (
+        "clock_skew.json",
+        Outcome::Quarantined(QuarantineReason::ClockSkew),
+    ),
+    (
+        "too_old.json",
+        Outcome::Quarantined(QuarantineReason::TooOld),
+    ),
+    (
+        "payload_too_large.json",
+        Outcome::Quarantined(QuarantineReason::PayloadTooLarge),
+    ),
+];
+
+/// The sample events that must be quarantined, with their reason names.
+pub fn rejection_fixtures() -> impl Iterator<Item = (&'static str, &'static str)> {
+    FIXTURES.iter().filter_map(|(file, o)| match o {
+        Outcome::Quarantined(r) => Some((*file, r.as_str())),
+        _ => None,
+    })
 }

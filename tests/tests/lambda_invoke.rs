@@ -106,18 +106,7 @@ async fn the_ingest_function_runs_in_the_lambda_runtime_and_stores_into_dynamodb
     let batch = report(&invoke(&port, "valid_batch.json"));
     assert_eq!(batch.stored + batch.duplicates, 4);
     assert_eq!(batch.quarantined, 0);
-    for (fixture, reason) in [
-        ("malformed_json.json", "malformed_json"),
-        ("schema_violation.json", "schema_violation"),
-        ("unsupported_version.json", "unsupported_version"),
-        ("meter_id_mismatch.json", "meter_id_mismatch"),
-        ("unknown_meter.json", "unknown_meter"),
-        ("non_finite_number.json", "non_finite_number"),
-        ("value_out_of_range.json", "value_out_of_range"),
-        ("clock_skew.json", "clock_skew"),
-        ("too_old.json", "too_old"),
-        ("payload_too_large.json", "payload_too_large"),
-    ] {
+    for (fixture, reason) in meterflow_tests::fixtures::rejection_fixtures() {
         let r = report(&invoke(&port, fixture));
         assert_eq!(
             r.quarantined_by_reason.get(reason),

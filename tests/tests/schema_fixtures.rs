@@ -12,72 +12,11 @@ use meter_core::registry::{parse_timezone, MeterInfo};
 use meter_core::telemetry::{parse_message, MessageContext};
 use meter_core::validation::MAX_PAYLOAD_BYTES;
 use meter_core::{Limits, MeterId, QuarantineReason, Timestamp};
+use meterflow_tests::fixtures::{Outcome, FIXTURES};
 use serde_json::{json, Value};
 
 /// `received_ms` of every sample event: 2025-11-22T08:26:40Z.
 const RECEIVED_MS: i64 = 1_763_800_000_000;
-
-/// What the handler must do with a sample event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// This many readings stored.
-    Stored(u64),
-    /// Already stored: a redelivery.
-    Duplicate,
-    /// Quarantined, for this reason.
-    Quarantined(QuarantineReason),
-}
-
-/// Every sample event and its outcome, in an order that makes `duplicate.json` a duplicate.
-const FIXTURES: &[(&str, Outcome)] = &[
-    ("valid_single.json", Outcome::Stored(1)),
-    ("duplicate.json", Outcome::Duplicate),
-    ("valid_batch.json", Outcome::Stored(4)),
-    (
-        "malformed_json.json",
-        Outcome::Quarantined(QuarantineReason::MalformedJson),
-    ),
-    (
-        "schema_violation.json",
-        Outcome::Quarantined(QuarantineReason::SchemaViolation),
-    ),
-    (
-        "missing_field.json",
-        Outcome::Quarantined(QuarantineReason::SchemaViolation),
-    ),
-    (
-        "unsupported_version.json",
-        Outcome::Quarantined(QuarantineReason::UnsupportedVersion),
-    ),
-    (
-        "meter_id_mismatch.json",
-        Outcome::Quarantined(QuarantineReason::MeterIdMismatch),
-    ),
-    (
-        "unknown_meter.json",
-        Outcome::Quarantined(QuarantineReason::UnknownMeter),
-    ),
-    (
-        "non_finite_number.json",
-        Outcome::Quarantined(QuarantineReason::NonFiniteNumber),
-    ),
-    (
-        "value_out_of_range.json",
-        Outcome::Quarantined(QuarantineReason::ValueOutOfRange),
-    ),
-    (
-        "clock_skew.json",
-        Outcome::Quarantined(QuarantineReason::ClockSkew),
-    ),
-    (
-        "too_old.json",
-        Outcome::Quarantined(QuarantineReason::TooOld),
-    ),
-    (
-        "payload_too_large.json",
-        Outcome::Quarantined(QuarantineReason::PayloadTooLarge),
-    ),
-];
 
 /// Fixtures the schema must reject: a message shape problem a schema can see.
 const SCHEMA_REJECTS: &[&str] = &[

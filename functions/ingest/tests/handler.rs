@@ -68,19 +68,7 @@ async fn an_array_event_is_handled_as_several_messages() {
 
 #[tokio::test]
 async fn every_rejection_fixture_is_quarantined_with_its_named_reason() {
-    let cases = [
-        ("malformed_json.json", "malformed_json"),
-        ("schema_violation.json", "schema_violation"),
-        ("missing_field.json", "schema_violation"),
-        ("unsupported_version.json", "unsupported_version"),
-        ("meter_id_mismatch.json", "meter_id_mismatch"),
-        ("unknown_meter.json", "unknown_meter"),
-        ("non_finite_number.json", "non_finite_number"),
-        ("value_out_of_range.json", "value_out_of_range"),
-        ("clock_skew.json", "clock_skew"),
-        ("too_old.json", "too_old"),
-        ("payload_too_large.json", "payload_too_large"),
-    ];
+    let cases = meterflow_tests::fixtures::rejection_fixtures();
     for (file, reason) in cases {
         let r = run(&ingestor().await, file).await;
         assert_eq!((r.stored, r.duplicates, r.quarantined), (0, 0, 1), "{file}");

@@ -116,17 +116,7 @@ impl AggregateStore for DynamoAggregateStore {
         if from.granularity() != to.granularity() || from > to || lo > hi {
             return Ok(Vec::new());
         }
-        let q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":pk", s(meter.as_str()))
-            .expression_attribute_values(":lo", s(lo))
-            .expression_attribute_values(":hi", s(hi));
+        let q = crate::ops::query_sk_between(&self.client, &self.table, PK, meter.as_str(), lo, hi);
         query_pages(&self.table, q, None)
             .await?
             .iter()

@@ -7,7 +7,10 @@ use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use meter_core::StoreError;
 
+use aws_sdk_dynamodb::Client;
+
 use crate::error::store_error;
+use crate::item::s;
 use crate::item::Item;
 
 /// What a conditional `PutItem` did.
@@ -69,4 +72,26 @@ pub(crate) async fn query_pages(
 /// A query's `Limit`: DynamoDB wants 1..=i32::MAX.
 pub(crate) fn page_limit(limit: usize) -> i32 {
     i32::try_from(limit).unwrap_or(i32::MAX).max(1)
+}
+
+/// A strongly consistent Query for the items of partition `pk` whose sort key `sk` lies in
+/// `lo..=hi`: the one access pattern every time-ordered table here shares.
+pub(crate) fn query_sk_between(
+    client: &Client,
+    table: &str,
+    pk_attr: &str,
+    pk: &str,
+    lo: String,
+    hi: String,
+) -> QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .consistent_read(true)
+        .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+        .expression_attribute_names("#pk", pk_attr)
+        .expression_attribute_names("#sk", "sk")
+        .expression_attribute_values(":pk", s(pk))
+        .expression_attribute_values(":lo", s(lo))
+        .expression_attribute_values(":hi", s(hi))
 }

@@ -208,18 +208,9 @@ impl DynamoReadingStore {
         forward: bool,
         limit: Option<usize>,
     ) -> Result<Vec<Reading>, StoreError> {
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", "sk")
-            .expression_attribute_values(":pk", s(meter.as_str()))
-            .expression_attribute_values(":lo", s(lo))
-            .expression_attribute_values(":hi", s(hi))
-            .scan_index_forward(forward);
+        let mut q =
+            crate::ops::query_sk_between(&self.client, &self.table, PK, meter.as_str(), lo, hi)
+                .scan_index_forward(forward);
         if let Some(l) = limit {
             q = q.limit(crate::ops::page_limit(l));
         }
