@@ -202,3 +202,126 @@ impl EventPolicy {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Energy, MeterId};
+
+    fn meter() -> MeterInfo {
+        MeterInfo {
+            contracted_kw: Some(5.0),
+            ..MeterInfo::new_consumer(MeterId::parse("m-1").unwrap(), chrono_tz::Tz::UTC)
+        }
+    }
+
+    fn reading(ts: i64, kwh: f64) -> Reading {
+        Reading {
+            meter_id: MeterId::parse("m-1").unwrap(),
+            ts: Timestamp::from_millis(ts),
+            seq: None,
+            received: Timestamp::from_millis(ts),
+            energy_import: Energy::from_kwh(kwh).unwrap(),
+            energy_export: None,
+            power_w: Some(1_000.0),
+            voltage_v: Some(230.0),
+            current_a: None,
+            power_factor: None,
+            frequency_hz: None,
+            status: MeterStatus::Ok,
+            relay: Some(RelayState::Closed),
+        }
+    }
+
+    fn kinds(r: &Reading, prev: Option<&Reading>) -> Vec<EventKind> {
+        EventPolicy::default()
+            .detect(&meter(), &RegisterPolicy::default(), r, prev)
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    #[test]
+    fn a_normal_reading_raises_nothing() {
+        let prev = reading(0, 10.0);
+        assert!(kinds(&reading(900_000, 10.2), Some(&prev)).is_empty());
+    }
+
+    #[test]
+    fn voltage_outside_ten_percent_of_nominal_is_raised_and_zero_is_no_voltage() {
+        for (v, want) in [
+            (206.0, vec![EventKind::VoltageLow]),
+            (254.0, vec![EventKind::VoltageHigh]),
+            (0.0, vec![EventKind::NoVoltage]),
+            (208.0, vec![]),
+            (252.0, vec![]),
+        ] {
+            let mut r = reading(0, 1.0);
+            r.voltage_v = Some(v);
+            assert_eq!(kinds(&r, None), want, "{v} V");
+        }
+    }
+
+    #[test]
+    fn power_above_the_contracted_load_is_raised() {
+        let mut r = reading(0, 1.0);
+        r.power_w = Some(5_500.0);
+        assert_eq!(kinds(&r, None), vec![EventKind::OverContractedLoad]);
+        r.power_w = Some(4_900.0);
+        assert!(kinds(&r, None).is_empty());
+    }
+
+    #[test]
+    fn tamper_and_fault_statuses_are_raised() {
+        let mut r = reading(0, 1.0);
+        r.status = MeterStatus::Tamper;
+        assert_eq!(kinds(&r, None), vec![EventKind::Tamper]);
+        r.status = MeterStatus::Fault;
+        assert_eq!(kinds(&r, None), vec![EventKind::Fault]);
+    }
+
+    #[test]
+    fn relay_changes_are_raised_against_the_previous_reading() {
+        let closed = reading(0, 1.0);
+        let mut open = reading(900_000, 1.0);
+        open.relay = Some(RelayState::Open);
+        assert_eq!(kinds(&open, Some(&closed)), vec![EventKind::RelayOpened]);
+        let mut again = reading(1_800_000, 1.0);
+        again.relay = Some(RelayState::Closed);
+        assert_eq!(kinds(&again, Some(&open)), vec![EventKind::RelayClosed]);
+        assert!(
+            kinds(&open, None).is_empty(),
+            "no previous reading, no change"
+        );
+    }
+
+    #[test]
+    fn a_register_reset_is_raised_but_a_rollover_is_not() {
+        let prev = reading(0, 5_000.0);
+        assert_eq!(
+            kinds(&reading(900_000, 2.0), Some(&prev)),
+            vec![EventKind::RegisterReset]
+        );
+        let near_max = reading(0, 999_999.0);
+        assert!(kinds(&reading(900_000, 0.5), Some(&near_max)).is_empty());
+    }
+
+    #[test]
+    fn event_keys_sort_by_time_and_names_round_trip() {
+        let mut e = EventPolicy::default().detect(
+            &meter(),
+            &RegisterPolicy::default(),
+            &{
+                let mut r = reading(1_000, 1.0);
+                r.status = MeterStatus::Tamper;
+                r
+            },
+            None,
+        );
+        let a = e.remove(0);
+        assert_eq!(a.key(), "000000000001000#tamper");
+        for k in EventKind::ALL {
+            assert_eq!(EventKind::parse(k.as_str()), Some(k));
+        }
+    }
+}

@@ -165,13 +165,20 @@ fn parse_into(
         Ok(w) => w,
         Err(e) => {
             let rejection = classify_json_error(raw, &e);
-            out.push(Err(quarantine(
-                topic_guess,
-                ctx.received,
-                None,
-                raw,
-                rejection,
-            )));
+            // A mistyped field spoils the typed parse, but the rule's own fields may still be
+            // readable: file the entry under the right meter and receive time when they are.
+            let rule: RuleFields<'_> = serde_json::from_slice(raw).unwrap_or_default();
+            let meter = rule
+                .topic_meter_id
+                .as_deref()
+                .or_else(|| rule.topic.as_deref().and_then(meter_id_from_topic))
+                .or(topic_guess);
+            let received = rule
+                .received_ms
+                .map(Timestamp::from_millis)
+                .filter(|t| is_plausible_receive_time(*t))
+                .unwrap_or(ctx.received);
+            out.push(Err(quarantine(meter, received, None, raw, rejection)));
             return;
         }
     };
@@ -511,6 +518,16 @@ pub(crate) struct WireReading<'a> {
     pub(crate) payload_b64: Option<Cow<'a, str>>,
 }
 
+/// Only the fields the IoT rule adds, for filing a message whose payload does not parse.
+#[derive(Default, Deserialize)]
+struct RuleFields<'a> {
+    #[serde(borrow)]
+    topic_meter_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    topic: Option<Cow<'a, str>>,
+    received_ms: Option<i64>,
+}
+
 /// `ts` is RFC 3339 text or epoch milliseconds.
 #[derive(Debug)]
 pub(crate) enum WireTs<'a> {
@@ -653,6 +670,23 @@ mod tests {
         assert!(detail.contains("`ts`"), "{detail}");
         let (_, detail) = reason_of(r#"{"v":1,"ts":1763799300000}"#);
         assert!(detail.contains("energy_import_kwh"), "{detail}");
+    }
+
+    #[test]
+    fn a_mistyped_rule_output_is_still_filed_under_its_meter_and_receive_time() {
+        let raw = r#"{"v":1,"ts":1763799300000,"energy_import_kwh":"lots","topic_meter_id":"m-9","received_ms":1763799400000}"#;
+        let items = parse_message(
+            raw.as_bytes(),
+            MessageContext {
+                topic: None,
+                received: Timestamp::from_millis(NOW),
+            },
+            &Limits::default(),
+        );
+        let q = items[0].as_ref().unwrap_err();
+        assert_eq!(q.reason, QuarantineReason::SchemaViolation);
+        assert_eq!(q.meter_key, "m-9");
+        assert_eq!(q.received.millis(), 1_763_799_400_000);
     }
 
     #[test]
