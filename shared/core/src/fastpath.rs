@@ -34,11 +34,22 @@ pub(crate) fn parse_flat(raw: &[u8]) -> Option<WireReading<'_>> {
     }
     loop {
         c.ws();
-        let key = c.plain_string()?;
+        let field = match c.known_key() {
+            Some(f) => f,
+            None => match c.plain_string()? {
+                // `readings` and `payload_b64` take the general path; so does anything nested.
+                "readings" | "payload_b64" => return None,
+                _ => OTHER,
+            },
+        };
         c.ws();
         c.eat(b':')?;
         c.ws();
-        let bit = match key {
+        let bit = match field {
+            OTHER => {
+                c.skip_scalar()?;
+                31
+            }
             "v" => {
                 w.v = Some(u32::try_from(c.opt_uint()?.unwrap_or(u64::MAX)).ok()?);
                 0
@@ -110,12 +121,7 @@ pub(crate) fn parse_flat(raw: &[u8]) -> Option<WireReading<'_>> {
                 w.topic = c.opt_str()?.map(Cow::Borrowed);
                 15
             }
-            // `readings` and `payload_b64` take the general path; so does anything nested.
-            "readings" | "payload_b64" => return None,
-            _ => {
-                c.skip_scalar()?;
-                31
-            }
+            _ => return None,
         };
         if bit != 31 {
             // serde rejects a repeated field; let it say so.
@@ -135,6 +141,9 @@ pub(crate) fn parse_flat(raw: &[u8]) -> Option<WireReading<'_>> {
         }
     }
 }
+
+/// Stands for any key the fast path does not know (its value must be a scalar to be skipped).
+const OTHER: &str = "";
 
 struct Cursor<'a> {
     s: &'a str,
@@ -177,6 +186,37 @@ impl<'a> Cursor<'a> {
         }
         self.i = i + 1;
         self.s.get(start..i)
+    }
+
+    /// Recognises a known key by comparing the bytes after the opening quote with each
+    /// candidate spelled out, closing quote included: cheaper than scanning for the quote and
+    /// then comparing. Returns the key (a `'static` name, so the caller's match is on known
+    /// text), or `None` to let [`Cursor::plain_string`] read an unknown one.
+    fn known_key(&mut self) -> Option<&'static str> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let rest = self.b.get(self.i + 1..)?;
+        let candidates: &[&'static str] = match rest.first()? {
+            b'v' => &["v", "voltage_v"],
+            b'm' => &["meter_id"],
+            b's' => &["seq", "status"],
+            b't' => &["ts", "topic_meter_id", "topic"],
+            b'e' => &["energy_import_kwh", "energy_export_kwh"],
+            b'p' => &["power_w", "power_factor"],
+            b'c' => &["current_a"],
+            b'f' => &["frequency_hz"],
+            b'r' => &["relay", "received_ms"],
+            _ => return None,
+        };
+        for k in candidates {
+            let n = k.len();
+            if rest.get(n) == Some(&b'"') && rest.get(..n) == Some(k.as_bytes()) {
+                self.i += n + 2;
+                return Some(k);
+            }
+        }
+        None
     }
 
     fn null<T>(&mut self) -> Option<Option<T>> {
