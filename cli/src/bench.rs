@@ -1,25 +1,32 @@
 //! `meterflow bench ingest`: measures the ingest hot path and prints the figures as JSON.
 //!
-//! Three numbers, each over the same realistic payloads (every telemetry field set, RFC 3339
-//! timestamps, quarter-hour readings from a fleet of meters):
-//! - `domain_readings_per_s`: one core, in memory — parse, validate, derive the interval energy
-//!   against the meter's previous register and its hour bucket, and build the stored record
-//!   (inserted into the in-memory store).
-//! - `sqlite_readings_per_s`: the same, persisted through `SqliteReadingStore` in batches, in a
-//!   WAL-mode file.
+//! Each figure is over the same realistic payloads (every telemetry field set, RFC 3339
+//! timestamps, quarter-hour readings from a fleet of meters), on one core:
+//! - `domain_readings_per_s`: in memory — parse, validate, derive the interval energy against
+//!   the meter's previous register and its hour bucket, and store the record in the in-memory
+//!   store (with its de-duplication indexes). `parse_validate_ns`, `derive_ns` and
+//!   `store_record_ns` time the three stages alone.
+//! - `sqlite_readings_per_s`: parse, validate and insert through `SqliteReadingStore` into a
+//!   WAL-mode file, in transactions of `--batch` messages, with each meter's readings arriving
+//!   together (an import, or a fleet catching up after an outage).
+//! - `sqlite_interleaved_readings_per_s`: the same with the fleet interleaved (every batch holds
+//!   one reading of each meter), the worst case for the B-tree: every row lands on another page.
 //! - `sqlite_pipeline_readings_per_s`: the whole `Ingestor` over the SQLite adapters, with
-//!   aggregate recomputation (hour, day, month) and instant events, in batches.
+//!   aggregate recomputation (hour, day, month) and instant events, for store-and-forward
+//!   messages of 24 readings.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono_tz::Tz;
 use meter_core::energy::{hour_bucket_of, interval_between, RegisterPolicy};
 use meter_core::memory::MemoryReadingStore;
 use meter_core::ports::ReadingStore;
-use meter_core::telemetry::{parse_message, parse_message_into, MessageContext};
+use meter_core::telemetry::{
+    parse_message, parse_message_into, parse_message_reference, MessageContext,
+};
 use meter_core::{
     Energy, Inbound, IngestConfig, Ingestor, Limits, MeterId, RegistryMode, Timestamp,
 };
@@ -52,6 +59,8 @@ struct Report {
     domain_readings_per_s: f64,
     domain_ns_per_reading: f64,
     parse_validate_ns: f64,
+    parse_validate_serde_reference_ns: f64,
+    fast_path_speedup_vs_serde: f64,
     derive_ns: f64,
     store_record_ns: f64,
     sqlite_readings_per_s: f64,
@@ -76,27 +85,41 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         received,
     };
 
+    // Each figure is the best of several rounds: this machine (a shared 2-core VM) varies by
+    // tens of percent from run to run, and the fastest round is the one least disturbed.
+    let rounds = (2_000_000 / n.max(1)).clamp(3, 20);
+    let per_reading = |d: Duration| d.as_nanos() as f64 / n as f64;
+
     // Stage 1 alone: parse + validate.
-    let rounds = (2_000_000 / n.max(1)).clamp(1, 20);
-    let t = Instant::now();
     let mut parsed = Vec::with_capacity(n);
     let mut items = Vec::with_capacity(4);
-    for round in 0..rounds {
+    let parse_ns = per_reading(best_of(rounds, || {
         parsed.clear();
+        let t = Instant::now();
         for (i, (_, p)) in payloads.iter().enumerate() {
             parse_message_into(p, ctx(i), &limits, &mut items);
             parsed.extend(items.drain(..).flatten());
         }
-        std::hint::black_box(round);
-    }
-    let parse_ns = t.elapsed().as_nanos() as f64 / (rounds * n) as f64;
+        t.elapsed()
+    }));
     anyhow::ensure!(parsed.len() == n, "benchmark payloads failed validation");
+
+    // The same stage through serde_json alone: the reference the fast path is measured against.
+    let reference_ns = per_reading(best_of(rounds, || {
+        let t = Instant::now();
+        let mut count = 0usize;
+        for (i, (_, p)) in payloads.iter().enumerate() {
+            count += parse_message_reference(p, ctx(i), &limits).len();
+        }
+        std::hint::black_box(count);
+        t.elapsed()
+    }));
 
     // Stage 2 alone: interval energy against the previous register, and its hour bucket.
     let tz = Tz::UTC;
-    let t = Instant::now();
     let mut acc = 0i64;
-    for _ in 0..rounds {
+    let derive_ns = per_reading(best_of(rounds, || {
+        let t = Instant::now();
         let mut last: HashMap<&MeterId, (Timestamp, Energy)> = HashMap::with_capacity(args.meters);
         for r in &parsed {
             if let Some(prev) = last.insert(&r.meter_id, (r.ts, r.energy_import)) {
@@ -104,27 +127,27 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 acc = acc.wrapping_add(iv.energy.mwh() ^ hour_bucket_of(&tz, iv.end).millis());
             }
         }
-    }
-    std::hint::black_box(acc);
-    let derive_ns = t.elapsed().as_nanos() as f64 / (rounds * n) as f64;
+        t.elapsed()
+    }));
 
-    // Stage 3 alone: the stored record, in the in-memory store.
-    let t = Instant::now();
-    for _ in 0..rounds {
+    // Stage 3 alone: the stored record, in the in-memory store (cloning the parsed reading
+    // included; freeing the store not).
+    let store_ns = per_reading(best_of(rounds, || {
         let store = MemoryReadingStore::new();
+        let t = Instant::now();
         for r in &parsed {
-            store.insert_one(r.clone())?;
+            // A poisoned lock cannot happen here: nothing else holds the store.
+            let _ = store.insert_one(r.clone());
         }
+        let d = t.elapsed();
         std::hint::black_box(store.len());
-    }
-    let store_ns = t.elapsed().as_nanos() as f64 / (rounds * n) as f64;
+        d
+    }));
 
-    // All three together, end to end, one core. (Freeing the stores is not timed.)
-    let mut elapsed = std::time::Duration::ZERO;
-    for _ in 0..rounds {
+    // All three together, end to end. (Freeing the stores is not timed.)
+    let domain_ns = per_reading(best_of(rounds, || {
         let store = MemoryReadingStore::new();
         let mut last: HashMap<MeterId, (Timestamp, Energy)> = HashMap::with_capacity(args.meters);
-        let mut items = Vec::with_capacity(4);
         let t = Instant::now();
         for (i, (_, p)) in payloads.iter().enumerate() {
             parse_message_into(p, ctx(i), &limits, &mut items);
@@ -138,14 +161,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     let iv = interval_between(prev, now, &policy);
                     acc = acc.wrapping_add(iv.energy.mwh() ^ hour_bucket_of(&tz, iv.end).millis());
                 }
-                store.insert_one(r)?;
+                let _ = store.insert_one(r);
             }
         }
-        elapsed += t.elapsed();
+        let d = t.elapsed();
         std::hint::black_box(store.len());
-    }
+        d
+    }));
     std::hint::black_box(acc);
-    let domain_ns = elapsed.as_nanos() as f64 / (rounds * n) as f64;
 
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
     let dir = std::env::temp_dir().join(format!("meterflow-bench-{}", std::process::id()));
@@ -153,15 +176,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     // SQLite, readings only: parse + validate + batched insert, in two arrival orders.
     let grouped = fleet.payloads_by_meter(start, args.readings_per_meter);
-    let sqlite_rate =
-        sqlite_insert_rate(&rt, &dir.join("grouped.db"), &grouped, received, args.batch)?;
-    let sqlite_interleaved_rate = sqlite_insert_rate(
-        &rt,
-        &dir.join("interleaved.db"),
-        &payloads,
-        received,
-        args.batch,
-    )?;
+    let mut sqlite_rate = 0f64;
+    let mut sqlite_interleaved_rate = 0f64;
+    for round in 0..3 {
+        let grouped_db = dir.join(format!("grouped-{round}.db"));
+        let interleaved_db = dir.join(format!("interleaved-{round}.db"));
+        let rate = sqlite_insert_rate(&rt, &grouped_db, &grouped, received, args.batch)?;
+        sqlite_rate = sqlite_rate.max(rate);
+        let rate = sqlite_insert_rate(&rt, &interleaved_db, &payloads, received, args.batch)?;
+        sqlite_interleaved_rate = sqlite_interleaved_rate.max(rate);
+    }
 
     // SQLite, the whole ingest pipeline with aggregates and events.
     let db = Arc::new(meter_local::SqliteDb::open(&dir.join("pipeline.db"))?);
@@ -203,6 +227,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         domain_readings_per_s: 1e9 / domain_ns,
         domain_ns_per_reading: domain_ns,
         parse_validate_ns: parse_ns,
+        parse_validate_serde_reference_ns: reference_ns,
+        fast_path_speedup_vs_serde: reference_ns / parse_ns,
         derive_ns,
         store_record_ns: store_ns,
         sqlite_readings_per_s: sqlite_rate,
@@ -214,18 +240,29 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("readings                 {}", report.readings);
-        println!("payload bytes (mean)     {:.0}", report.payload_bytes_mean);
-        println!("domain path              {:>12.0} readings/s  ({:.0} ns: parse+validate {:.0}, derive {:.0}, record {:.0})",
-            report.domain_readings_per_s, domain_ns, parse_ns, derive_ns, store_ns);
+        let domain = report.domain_readings_per_s;
+        println!("readings                   {}", report.readings);
         println!(
-            "SQLite readings          {:>12.0} readings/s  (batches of {})",
-            sqlite_rate, args.batch
+            "payload bytes (mean)       {:.0}",
+            report.payload_bytes_mean
         );
         println!(
-            "SQLite full pipeline     {:>12.0} readings/s",
-            pipeline_rate
+            "domain path                {domain:>10.0} readings/s  ({domain_ns:.0} ns: \
+             parse+validate {parse_ns:.0}, derive {derive_ns:.0}, record {store_ns:.0})"
         );
+        println!(
+            "  parse+validate through serde_json alone: {reference_ns:.0} ns ({:.2}x slower)",
+            reference_ns / parse_ns
+        );
+        println!(
+            "SQLite, grouped by meter   {sqlite_rate:>10.0} readings/s  (batches of {})",
+            args.batch
+        );
+        println!(
+            "SQLite, fleet interleaved  {sqlite_interleaved_rate:>10.0} readings/s  (batches of {})",
+            args.batch
+        );
+        println!("SQLite, full pipeline      {pipeline_rate:>10.0} readings/s");
     }
     Ok(())
 }
@@ -256,4 +293,9 @@ fn sqlite_insert_rate(
         rt.block_on(store.insert(&readings))?;
     }
     Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// The shortest of `rounds` timed runs of `f`.
+fn best_of(rounds: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..rounds.max(1)).map(|_| f()).min().unwrap_or_default()
 }

@@ -382,3 +382,35 @@ fn the_schema_and_the_parser_agree_on_edge_cases() {
         );
     }
 }
+
+#[test]
+fn the_fast_path_and_serde_read_every_sample_and_simulated_message_alike() {
+    use meter_core::telemetry::parse_message_reference;
+    use meterflow_tests::fixtures::{batch_payload, day_series, payload, topic};
+    let limits = Limits::default();
+    let mut messages: Vec<(Option<String>, Vec<u8>)> = FIXTURES
+        .iter()
+        .map(|(file, _)| (None, std::fs::read(events_dir().join(file)).unwrap()))
+        .collect();
+    let series = day_series("m-1", meterflow_tests::fixtures::T0, 12_345.678, 96);
+    messages.extend(series.iter().map(|r| (Some(topic("m-1")), payload(r))));
+    messages.extend(
+        series
+            .chunks(10)
+            .map(|c| (Some(topic("m-1")), batch_payload(c))),
+    );
+    for (t, raw) in &messages {
+        let ctx = MessageContext {
+            topic: t.as_deref(),
+            received: Timestamp::from_millis(RECEIVED_MS + 400 * 86_400_000),
+        };
+        let fast = parse_message(raw, ctx, &limits);
+        let reference = parse_message_reference(raw, ctx, &limits);
+        assert_eq!(
+            fast,
+            reference,
+            "{}",
+            String::from_utf8_lossy(&raw[..raw.len().min(200)])
+        );
+    }
+}

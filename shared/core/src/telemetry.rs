@@ -121,7 +121,19 @@ pub fn meter_id_from_topic(topic: &str) -> Option<&str> {
 /// quarantine entries. Never fails: every outcome is one of the two.
 pub fn parse_message(raw: &[u8], ctx: MessageContext<'_>, limits: &Limits) -> Vec<ParsedItem> {
     let mut out = Vec::with_capacity(1);
-    parse_into(raw, ctx, limits, &mut out, 0);
+    parse_into(raw, ctx, limits, &mut out, 0, true);
+    out
+}
+
+/// [`parse_message`] through `serde_json` alone, without the hand-written fast path: the
+/// reference the fast path is tested and benchmarked against. Same results, slower.
+pub fn parse_message_reference(
+    raw: &[u8],
+    ctx: MessageContext<'_>,
+    limits: &Limits,
+) -> Vec<ParsedItem> {
+    let mut out = Vec::with_capacity(1);
+    parse_into(raw, ctx, limits, &mut out, 0, false);
     out
 }
 
@@ -133,7 +145,7 @@ pub fn parse_message_into(
     limits: &Limits,
     out: &mut Vec<ParsedItem>,
 ) {
-    parse_into(raw, ctx, limits, out, 0);
+    parse_into(raw, ctx, limits, out, 0, true);
 }
 
 fn parse_into(
@@ -142,7 +154,15 @@ fn parse_into(
     limits: &Limits,
     out: &mut Vec<ParsedItem>,
     depth: u8,
+    fast_path: bool,
 ) {
+    let flat = |bytes| {
+        if fast_path {
+            crate::fastpath::parse_flat(bytes)
+        } else {
+            None
+        }
+    };
     let topic_guess = ctx.topic.and_then(meter_id_from_topic);
     if raw.len() > MAX_PAYLOAD_BYTES {
         out.push(Err(quarantine(
@@ -160,7 +180,7 @@ fn parse_into(
         )));
         return;
     }
-    let fast = crate::fastpath::parse_flat(raw);
+    let fast = flat(raw);
     let wire: WireReading<'_> = match fast.map_or_else(|| serde_json::from_slice(raw), Ok) {
         Ok(w) => w,
         Err(e) => {
@@ -192,7 +212,7 @@ fn parse_into(
         let topic = wire.topic.as_deref().or(ctx.topic);
         let inner_ctx = MessageContext { topic, received };
         match base64::engine::general_purpose::STANDARD.decode(b64) {
-            Ok(inner) if depth == 0 => parse_into(&inner, inner_ctx, limits, out, 1),
+            Ok(inner) if depth == 0 => parse_into(&inner, inner_ctx, limits, out, 1, fast_path),
             _ => out.push(Err(quarantine(
                 topic.and_then(meter_id_from_topic),
                 received,
@@ -231,7 +251,7 @@ fn parse_into(
             for (i, element) in elements.iter().enumerate() {
                 let index = u32::try_from(i).ok();
                 let element_raw = element.get().as_bytes();
-                let fast = crate::fastpath::parse_flat(element_raw);
+                let fast = flat(element_raw);
                 let parsed = fast.map_or_else(|| serde_json::from_slice(element_raw), Ok);
                 let item = match parsed {
                     Ok(inner) if inner.readings.is_some() => Err(Rejection::new(
