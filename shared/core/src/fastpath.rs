@@ -20,21 +20,25 @@ use crate::telemetry::{WireReading, WireTs};
 use crate::types::Timestamp;
 
 /// Parses a flat telemetry object, or returns `None` to defer to `serde_json`.
+#[cfg(test)]
 pub(crate) fn parse_flat(raw: &[u8]) -> Option<WireReading<'_>> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let mut c = Cursor {
-        s: text,
-        b: raw,
-        i: 0,
-    };
     let mut w = WireReading::default();
+    parse_flat_into(raw, &mut w).map(|()| w)
+}
+
+/// Parses a flat telemetry object into `w` (which must start as the default), or returns
+/// `None` to defer to `serde_json` (`w` then holds a partial parse to be discarded).
+pub(crate) fn parse_flat_into<'a>(raw: &'a [u8], w: &mut WireReading<'a>) -> Option<()> {
+    // No up-front UTF-8 pass: every string taken (or skipped) is checked on its own, and any
+    // other non-ASCII byte is a syntax error the scanner declines anyway.
+    let mut c = Cursor { b: raw, i: 0 };
     let mut seen: u32 = 0;
     c.ws();
     c.eat(b'{')?;
     c.ws();
     if c.peek()? == b'}' {
         c.i += 1;
-        return c.end().then_some(w);
+        return c.end().then_some(());
     }
     loop {
         c.ws();
@@ -52,21 +56,21 @@ pub(crate) fn parse_flat(raw: &[u8]) -> Option<WireReading<'_>> {
         let bit = match field {
             OTHER => {
                 c.skip_scalar()?;
-                31
+                OTHER
             }
-            "v" => {
+            F_V => {
                 w.v = Some(u32::try_from(c.opt_uint()?.unwrap_or(u64::MAX)).ok()?);
                 0
             }
-            "meter_id" => {
+            F_METER_ID => {
                 w.meter_id = c.opt_str()?.map(Cow::Borrowed);
                 1
             }
-            "seq" => {
+            F_SEQ => {
                 w.seq = c.opt_uint()?;
                 2
             }
-            "ts" => {
+            F_TS => {
                 w.ts = match c.peek()? {
                     b'"' => Some(WireTs::Text(Cow::Borrowed(c.plain_string()?))),
                     b'n' => c.null()?,
@@ -74,60 +78,60 @@ pub(crate) fn parse_flat(raw: &[u8]) -> Option<WireReading<'_>> {
                 };
                 3
             }
-            "energy_import_kwh" => {
+            F_ENERGY_IMPORT_KWH => {
                 w.energy_import_kwh = c.opt_f64()?;
                 4
             }
-            "energy_export_kwh" => {
+            F_ENERGY_EXPORT_KWH => {
                 w.energy_export_kwh = c.opt_f64()?;
                 5
             }
-            "power_w" => {
+            F_POWER_W => {
                 w.power_w = c.opt_f64()?;
                 6
             }
-            "voltage_v" => {
+            F_VOLTAGE_V => {
                 w.voltage_v = c.opt_f64()?;
                 7
             }
-            "current_a" => {
+            F_CURRENT_A => {
                 w.current_a = c.opt_f64()?;
                 8
             }
-            "power_factor" => {
+            F_POWER_FACTOR => {
                 w.power_factor = c.opt_f64()?;
                 9
             }
-            "frequency_hz" => {
+            F_FREQUENCY_HZ => {
                 w.frequency_hz = c.opt_f64()?;
                 10
             }
-            "status" => {
+            F_STATUS => {
                 w.status = c.opt_str()?.map(Cow::Borrowed);
                 11
             }
-            "relay" => {
+            F_RELAY => {
                 w.relay = c.opt_str()?.map(Cow::Borrowed);
                 12
             }
-            "topic_meter_id" => {
+            F_TOPIC_METER_ID => {
                 w.topic_meter_id = c.opt_str()?.map(Cow::Borrowed);
                 13
             }
-            "received_ms" => {
+            F_RECEIVED_MS => {
                 w.received_ms = match c.peek()? {
                     b'n' => c.null()?,
                     _ => Some(c.int()?),
                 };
                 14
             }
-            "topic" => {
+            F_TOPIC => {
                 w.topic = c.opt_str()?.map(Cow::Borrowed);
                 15
             }
             _ => return None,
         };
-        if bit != 31 {
+        if bit != OTHER {
             // serde rejects a repeated field; let it say so.
             if seen & (1 << bit) != 0 {
                 return None;
@@ -139,18 +143,34 @@ pub(crate) fn parse_flat(raw: &[u8]) -> Option<WireReading<'_>> {
             b',' => c.i += 1,
             b'}' => {
                 c.i += 1;
-                return c.end().then_some(w);
+                return c.end().then_some(());
             }
             _ => return None,
         }
     }
 }
 
+// Field ids: a known key is recognised once and then dispatched on a small integer.
+const F_V: u8 = 0;
+const F_METER_ID: u8 = 1;
+const F_SEQ: u8 = 2;
+const F_TS: u8 = 3;
+const F_ENERGY_IMPORT_KWH: u8 = 4;
+const F_ENERGY_EXPORT_KWH: u8 = 5;
+const F_POWER_W: u8 = 6;
+const F_VOLTAGE_V: u8 = 7;
+const F_CURRENT_A: u8 = 8;
+const F_POWER_FACTOR: u8 = 9;
+const F_FREQUENCY_HZ: u8 = 10;
+const F_STATUS: u8 = 11;
+const F_RELAY: u8 = 12;
+const F_TOPIC_METER_ID: u8 = 13;
+const F_RECEIVED_MS: u8 = 14;
+const F_TOPIC: u8 = 15;
 /// Stands for any key the fast path does not know (its value must be a scalar to be skipped).
-const OTHER: &str = "";
+const OTHER: u8 = 31;
 
 struct Cursor<'a> {
-    s: &'a str,
     b: &'a [u8],
     i: usize,
 }
@@ -189,35 +209,42 @@ impl<'a> Cursor<'a> {
             return None;
         }
         self.i = i + 1;
-        self.s.get(start..i)
+        std::str::from_utf8(&b[start..i]).ok()
     }
 
     /// Recognises a known key by comparing the bytes after the opening quote with each
     /// candidate spelled out, closing quote included: cheaper than scanning for the quote and
-    /// then comparing. Returns the key (a `'static` name, so the caller's match is on known
-    /// text), or `None` to let [`Cursor::plain_string`] read an unknown one.
-    fn known_key(&mut self) -> Option<&'static str> {
+    /// then comparing. Returns the field id, or `None` to let [`Cursor::plain_string`] read an
+    /// unknown key.
+    fn known_key(&mut self) -> Option<u8> {
         if self.peek()? != b'"' {
             return None;
         }
         let rest = self.b.get(self.i + 1..)?;
-        let candidates: &[&'static str] = match rest.first()? {
-            b'v' => &["v", "voltage_v"],
-            b'm' => &["meter_id"],
-            b's' => &["seq", "status"],
-            b't' => &["ts", "topic_meter_id", "topic"],
-            b'e' => &["energy_import_kwh", "energy_export_kwh"],
-            b'p' => &["power_w", "power_factor"],
-            b'c' => &["current_a"],
-            b'f' => &["frequency_hz"],
-            b'r' => &["relay", "received_ms"],
+        let candidates: &[(&[u8], u8)] = match rest.first()? {
+            b'v' => &[(b"v", F_V), (b"voltage_v", F_VOLTAGE_V)],
+            b'm' => &[(b"meter_id", F_METER_ID)],
+            b's' => &[(b"seq", F_SEQ), (b"status", F_STATUS)],
+            b't' => &[
+                (b"ts", F_TS),
+                (b"topic_meter_id", F_TOPIC_METER_ID),
+                (b"topic", F_TOPIC),
+            ],
+            b'e' => &[
+                (b"energy_import_kwh", F_ENERGY_IMPORT_KWH),
+                (b"energy_export_kwh", F_ENERGY_EXPORT_KWH),
+            ],
+            b'p' => &[(b"power_w", F_POWER_W), (b"power_factor", F_POWER_FACTOR)],
+            b'c' => &[(b"current_a", F_CURRENT_A)],
+            b'f' => &[(b"frequency_hz", F_FREQUENCY_HZ)],
+            b'r' => &[(b"relay", F_RELAY), (b"received_ms", F_RECEIVED_MS)],
             _ => return None,
         };
-        for k in candidates {
-            let n = k.len();
-            if rest.get(n) == Some(&b'"') && rest.get(..n) == Some(k.as_bytes()) {
+        for &(name, id) in candidates {
+            let n = name.len();
+            if rest.get(n) == Some(&b'"') && rest.get(..n) == Some(name) {
                 self.i += n + 2;
-                return Some(k);
+                return Some(id);
             }
         }
         None
@@ -316,12 +343,16 @@ impl<'a> Cursor<'a> {
         } else {
             None
         };
-        Some((self.s.get(start..i)?, integer, value))
+        // Only ASCII digits, signs, dots and exponents were consumed, so this cannot fail.
+        Some((std::str::from_utf8(&b[start..i]).ok()?, integer, value))
     }
 
     fn opt_f64(&mut self) -> Option<Option<f64>> {
         if self.peek()? == b'n' {
             return self.null();
+        }
+        if let Some(v) = self.simple_decimal() {
+            return Some(Some(v));
         }
         let (text, _, fast) = self.number()?;
         let v: f64 = match fast {
@@ -330,6 +361,41 @@ impl<'a> Cursor<'a> {
         };
         // serde_json refuses overflow ("number out of range"): let it.
         v.is_finite().then_some(Some(v))
+    }
+
+    /// The common number shape, `-?digits(.digits)?` with at most 19 digits and a mantissa below
+    /// 2^53, converted in one pass (Clinger's fast path, see [`Cursor::number`]); `None`, with
+    /// the cursor unmoved, for anything else.
+    fn simple_decimal(&mut self) -> Option<f64> {
+        let b = self.b;
+        let mut i = self.i;
+        let negative = b.get(i) == Some(&b'-');
+        if negative {
+            i += 1;
+        }
+        let digits_start = i;
+        let mut m: u64 = 0;
+        match *b.get(i)? {
+            b'0' => i += 1,
+            b'1'..=b'9' => i = accumulate_digits(b, i, &mut m),
+            _ => return None,
+        }
+        let int_len = i - digits_start;
+        let mut frac_len = 0;
+        if b.get(i) == Some(&b'.') {
+            let frac_start = i + 1;
+            i = accumulate_digits(b, frac_start, &mut m);
+            frac_len = i - frac_start;
+            if frac_len == 0 {
+                return None;
+            }
+        }
+        if matches!(b.get(i), Some(b'e' | b'E')) || int_len + frac_len > 19 || m >= 1 << 53 {
+            return None;
+        }
+        let v = m as f64 / POW10.get(frac_len)?;
+        self.i = i;
+        Some(if negative { -v } else { v })
     }
 
     fn opt_uint(&mut self) -> Option<Option<u64>> {
@@ -576,7 +642,6 @@ mod tests {
             "99999.999999",
         ] {
             let mut c = Cursor {
-                s: text,
                 b: text.as_bytes(),
                 i: 0,
             };
@@ -604,9 +669,18 @@ mod tests {
             r#"{"v":1"#,
             r#"[1]"#,
             r#"{"v":NaN}"#,
+            "{\"v\":1,\"status\":\"\u{fffd}\"}\u{fffd}",
         ] {
             assert!(parse_flat(raw.as_bytes()).is_none(), "{raw}");
         }
+    }
+
+    #[test]
+    fn invalid_utf8_in_any_string_is_left_to_serde() {
+        assert!(parse_flat(b"{\"v\":1,\"status\":\"o\xffk\"}").is_none());
+        assert!(parse_flat(b"{\"v\":1,\"x\xff\":1}").is_none());
+        assert!(parse_flat(b"{\"v\":1,\"x\":\"\xc3\"}").is_none());
+        assert!(parse_flat("{\"v\":1,\"x\":\"\u{e9}t\u{e9}\"}".as_bytes()).is_some());
     }
 
     #[test]

@@ -24,18 +24,22 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
         .map_err(|_| StoreError::Corrupt("in-memory store lock poisoned".into()))
 }
 
-/// One meter's readings: rows appended in arrival order, with small ordered and hashed indexes
-/// over them (a B-tree of whole readings would move ~200-byte values on every insert).
+/// One meter's readings, kept sorted by time in a plain vector: readings nearly always arrive
+/// in order, so an insert is a push, and a late one a shift of the few rows after it; lookups
+/// are binary searches. A `seq` index catches re-sent counters.
 #[derive(Default)]
 struct MeterReadings {
     rows: Vec<Reading>,
-    by_ts: BTreeMap<Timestamp, usize>,
     seqs: FxHashMap<u64, Timestamp>,
 }
 
 impl MeterReadings {
-    fn at(&self, idx: usize) -> Option<Reading> {
-        self.rows.get(idx).cloned()
+    /// Where a reading at `ts` is or would go.
+    fn position(&self, ts: Timestamp) -> Result<usize, usize> {
+        match self.rows.last() {
+            Some(last) if last.ts < ts => Err(self.rows.len()),
+            _ => self.rows.binary_search_by_key(&ts, |r| r.ts),
+        }
     }
 }
 
@@ -76,8 +80,7 @@ impl MemoryReadingStore {
 }
 
 fn insert_owned(m: &mut MeterReadings, r: Reading) -> InsertOutcome {
-    use std::collections::btree_map::Entry;
-    let Entry::Vacant(slot) = m.by_ts.entry(r.ts) else {
+    let Err(at) = m.position(r.ts) else {
         return InsertOutcome::DuplicateTimestamp;
     };
     if let Some(seq) = r.seq {
@@ -86,8 +89,7 @@ fn insert_owned(m: &mut MeterReadings, r: Reading) -> InsertOutcome {
         }
         m.seqs.insert(seq, r.ts);
     }
-    slot.insert(m.rows.len());
-    m.rows.push(r);
+    m.rows.insert(at, r);
     InsertOutcome::Stored
 }
 
@@ -114,29 +116,26 @@ impl ReadingStore for MemoryReadingStore {
         Ok(meters
             .get(meter)
             .map(|m| {
-                m.by_ts
-                    .range(from..=to)
-                    .filter_map(|(_, i)| m.at(*i))
-                    .collect()
+                let lo = m.rows.partition_point(|r| r.ts < from);
+                let hi = m.rows.partition_point(|r| r.ts <= to);
+                m.rows[lo..hi].to_vec()
             })
             .unwrap_or_default())
     }
 
     async fn before(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
         let meters = lock(&self.meters)?;
-        Ok(meters
-            .get(meter)
-            .and_then(|m| m.by_ts.range(..ts).next_back().and_then(|(_, i)| m.at(*i))))
+        Ok(meters.get(meter).and_then(|m| {
+            let i = m.rows.partition_point(|r| r.ts < ts);
+            i.checked_sub(1).and_then(|i| m.rows.get(i)).cloned()
+        }))
     }
 
     async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
-        use std::ops::Bound::{Excluded, Unbounded};
         let meters = lock(&self.meters)?;
         Ok(meters.get(meter).and_then(|m| {
-            m.by_ts
-                .range((Excluded(ts), Unbounded))
-                .next()
-                .and_then(|(_, i)| m.at(*i))
+            let i = m.rows.partition_point(|r| r.ts <= ts);
+            m.rows.get(i).cloned()
         }))
     }
 }

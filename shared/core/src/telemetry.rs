@@ -156,13 +156,6 @@ fn parse_into(
     depth: u8,
     fast_path: bool,
 ) {
-    let flat = |bytes| {
-        if fast_path {
-            crate::fastpath::parse_flat(bytes)
-        } else {
-            None
-        }
-    };
     let topic_guess = ctx.topic.and_then(meter_id_from_topic);
     if raw.len() > MAX_PAYLOAD_BYTES {
         out.push(Err(quarantine(
@@ -180,8 +173,7 @@ fn parse_into(
         )));
         return;
     }
-    let fast = flat(raw);
-    let wire: WireReading<'_> = match fast.map_or_else(|| serde_json::from_slice(raw), Ok) {
+    let wire: WireReading<'_> = match read_wire(raw, fast_path) {
         Ok(w) => w,
         Err(e) => {
             let rejection = classify_json_error(raw, &e);
@@ -251,9 +243,7 @@ fn parse_into(
             for (i, element) in elements.iter().enumerate() {
                 let index = u32::try_from(i).ok();
                 let element_raw = element.get().as_bytes();
-                let fast = flat(element_raw);
-                let parsed = fast.map_or_else(|| serde_json::from_slice(element_raw), Ok);
-                let item = match parsed {
+                let item = match read_wire(element_raw, fast_path) {
                     Ok(inner) if inner.readings.is_some() => Err(Rejection::new(
                         QuarantineReason::SchemaViolation,
                         "field `readings`: batches cannot be nested",
@@ -273,6 +263,16 @@ fn parse_into(
             }
         }
     }
+}
+
+/// Reads one JSON object: through the fast path, which fills the struct in place (no copy of
+/// its ~340 bytes on return), unless it declines; then through `serde_json`.
+fn read_wire(bytes: &[u8], fast_path: bool) -> Result<WireReading<'_>, serde_json::Error> {
+    let mut w = WireReading::default();
+    if fast_path && crate::fastpath::parse_flat_into(bytes, &mut w).is_some() {
+        return Ok(w);
+    }
+    serde_json::from_slice(bytes)
 }
 
 /// Turns one wire reading (with batch-level defaults from `outer`) into a validated reading.
