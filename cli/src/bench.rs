@@ -15,7 +15,6 @@
 //!   aggregate recomputation (hour, day, month) and instant events, for store-and-forward
 //!   messages of 24 readings.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +29,7 @@ use meter_core::telemetry::{
 use meter_core::{
     Energy, Inbound, IngestConfig, Ingestor, Limits, MeterId, RegistryMode, Timestamp,
 };
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::sim::Fleet;
@@ -120,7 +120,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut acc = 0i64;
     let derive_ns = per_reading(best_of(rounds, || {
         let t = Instant::now();
-        let mut last: HashMap<&MeterId, (Timestamp, Energy)> = HashMap::with_capacity(args.meters);
+        let mut last: FxHashMap<&MeterId, (Timestamp, Energy)> = FxHashMap::default();
+        last.reserve(args.meters);
         for r in &parsed {
             if let Some(prev) = last.insert(&r.meter_id, (r.ts, r.energy_import)) {
                 let iv = interval_between(prev, (r.ts, r.energy_import), &policy);
@@ -147,7 +148,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     // All three together, end to end. (Freeing the stores is not timed.)
     let domain_ns = per_reading(best_of(rounds, || {
         let store = MemoryReadingStore::new();
-        let mut last: HashMap<MeterId, (Timestamp, Energy)> = HashMap::with_capacity(args.meters);
+        let mut last: FxHashMap<MeterId, (Timestamp, Energy)> = FxHashMap::default();
+        last.reserve(args.meters);
         let t = Instant::now();
         for (i, (_, p)) in payloads.iter().enumerate() {
             parse_message_into(p, ctx(i), &limits, &mut items);

@@ -64,7 +64,13 @@ impl MemoryReadingStore {
         if let Some(m) = meters.get_mut(&r.meter_id) {
             return Ok(insert_owned(m, r));
         }
-        let m = meters.entry(r.meter_id.clone()).or_default();
+        let m = meters
+            .entry(r.meter_id.clone())
+            .or_insert_with(|| MeterReadings {
+                // A day of quarter hours before the first reallocation.
+                rows: Vec::with_capacity(96),
+                seqs: FxHashMap::with_capacity_and_hasher(96, Default::default()),
+            });
         Ok(insert_owned(m, r))
     }
 
