@@ -341,6 +341,22 @@ mod tests {
         Energy::from_kwh(v).unwrap()
     }
 
+    /// The UTC hourly aggregates from hour `first` to hour `last`.
+    fn utc_hours(readings: &[(Timestamp, Energy)], first: &str, last: &str) -> Vec<Aggregate> {
+        let range = HourRange {
+            first: ts(first),
+            last: ts(last),
+        };
+        hourly(
+            &meter(),
+            &Tz::UTC,
+            &RegisterPolicy::default(),
+            readings,
+            range,
+            1,
+        )
+    }
+
     #[test]
     fn period_keys_round_trip_and_sort_in_time_order() {
         let a = Period::Hour(ts("2026-01-01T09:00:00Z"));
@@ -369,18 +385,7 @@ mod tests {
                 )
             })
             .collect();
-        let range = HourRange {
-            first: ts("2026-01-01T00:00:00Z"),
-            last: ts("2026-01-01T01:00:00Z"),
-        };
-        let hours = hourly(
-            &meter(),
-            &Tz::UTC,
-            &RegisterPolicy::default(),
-            &readings,
-            range,
-            1,
-        );
+        let hours = utc_hours(&readings, "2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z");
         assert_eq!(hours.len(), 2);
         assert_eq!(hours[0].measured, kwh(1.0));
         assert_eq!(hours[1].measured, kwh(1.0));
@@ -395,18 +400,7 @@ mod tests {
             (ts("2026-01-01T01:00:00Z"), kwh(10.5)),
             (ts("2026-01-01T04:00:00Z"), kwh(13.5)),
         ];
-        let range = HourRange {
-            first: ts("2026-01-01T00:00:00Z"),
-            last: ts("2026-01-01T03:00:00Z"),
-        };
-        let hours = hourly(
-            &meter(),
-            &Tz::UTC,
-            &RegisterPolicy::default(),
-            &readings,
-            range,
-            1,
-        );
+        let hours = utc_hours(&readings, "2026-01-01T00:00:00Z", "2026-01-01T03:00:00Z");
         assert_eq!(hours[0].measured, kwh(0.5));
         for h in &hours[1..] {
             assert_eq!((h.measured, h.estimated), (Energy::ZERO, kwh(1.0)));
@@ -419,18 +413,7 @@ mod tests {
             (ts("2026-01-01T00:15:00Z"), kwh(5000.0)),
             (ts("2026-01-01T00:30:00Z"), kwh(0.1)),
         ];
-        let range = HourRange {
-            first: ts("2026-01-01T00:00:00Z"),
-            last: ts("2026-01-01T00:00:00Z"),
-        };
-        let hours = hourly(
-            &meter(),
-            &Tz::UTC,
-            &RegisterPolicy::default(),
-            &readings,
-            range,
-            1,
-        );
+        let hours = utc_hours(&readings, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z");
         assert_eq!((hours[0].total(), hours[0].resets), (Energy::ZERO, 1));
     }
 
