@@ -240,31 +240,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         cores_used: 1,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let domain = report.domain_readings_per_s;
-        println!("readings                   {}", report.readings);
-        println!(
+        say!("readings                   {}", report.readings);
+        say!(
             "payload bytes (mean)       {:.0}",
             report.payload_bytes_mean
         );
-        println!(
+        say!(
             "domain path                {domain:>10.0} readings/s  ({domain_ns:.0} ns: \
              parse+validate {parse_ns:.0}, derive {derive_ns:.0}, record {store_ns:.0})"
         );
-        println!(
+        say!(
             "  parse+validate through serde_json alone: {reference_ns:.0} ns ({:.2}x slower)",
             reference_ns / parse_ns
         );
-        println!(
+        say!(
             "SQLite, grouped by meter   {sqlite_rate:>10.0} readings/s  (batches of {})",
             args.batch
         );
-        println!(
+        say!(
             "SQLite, fleet interleaved  {sqlite_interleaved_rate:>10.0} readings/s  (batches of {})",
             args.batch
         );
-        println!("SQLite, full pipeline      {pipeline_rate:>10.0} readings/s");
+        say!("SQLite, full pipeline      {pipeline_rate:>10.0} readings/s");
     }
     Ok(())
 }

@@ -109,8 +109,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         report.merge(&rt.block_on(ingestor.ingest(&msgs))?);
     }
 
-    println!("store: {}", db_path.display());
-    println!(
+    say!("store: {}", db_path.display());
+    say!(
         "{} messages: {} stored, {} duplicates, {} quarantined, {} instant events",
         messages.len(),
         report.stored,
@@ -119,18 +119,21 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         report.events
     );
     for (reason, n) in &report.quarantined_by_reason {
-        println!("  quarantined {n:>3} × {reason}");
+        say!("  quarantined {n:>3} × {reason}");
     }
-    println!("\nenergy per meter (first 5), from the stored hourly and daily aggregates:");
-    println!(
+    say!("\nenergy per meter (first 5), from the stored hourly and daily aggregates:");
+    say!(
         "  {:<10} {:>12} {:>12} {:>8}",
-        "meter", "day", "kWh", "est. kWh"
+        "meter",
+        "day",
+        "kWh",
+        "est. kWh"
     );
     for id in fleet.ids().take(5) {
         let from = Period::Day(start.to_datetime().date_naive());
         let to = Period::Day(received.to_datetime().date_naive());
         for a in rt.block_on(ports.aggregates.range(id, from, to))? {
-            println!(
+            say!(
                 "  {:<10} {:>12} {:>12.3} {:>8.3}",
                 id.as_str(),
                 a.period.to_string(),
@@ -139,7 +142,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             );
         }
     }
-    println!(
+    say!(
         "\nRun the same command again: every reading comes back as a duplicate and no total moves."
     );
     Ok(())

@@ -2,6 +2,15 @@
 //! and `bench ingest` (the ingest hot path's figures as JSON). The local stack (`up`), the
 //! simulator and imports arrive with their issues.
 
+/// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
+/// ends quietly when the reader goes away.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
 mod bench;
 mod demo;
 mod sim;
@@ -43,8 +52,18 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(&args),
+    };
+    match result {
+        // The reader of our output went away (`| head`): that is not a failure.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
