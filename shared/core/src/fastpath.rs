@@ -404,20 +404,42 @@ impl<'a> Cursor<'a> {
     }
 
     fn opt_uint(&mut self) -> Option<Option<u64>> {
-        if self.peek()? == b'n' {
-            return self.null();
-        }
-        match self.number()? {
-            (text, true, _) if !text.starts_with('-') => text.parse().ok().map(Some),
-            _ => None,
+        match self.peek()? {
+            b'n' => self.null(),
+            _ => self.unsigned().map(Some),
         }
     }
 
     fn int(&mut self) -> Option<i64> {
-        match self.number()? {
-            (text, true, _) => text.parse().ok(),
-            _ => None,
+        if self.peek()? == b'-' {
+            self.i += 1;
+            return self.unsigned().and_then(|u| 0i64.checked_sub_unsigned(u));
         }
+        self.unsigned().and_then(|u| i64::try_from(u).ok())
+    }
+
+    /// A JSON integer without sign, accumulated directly; `None` for leading zeros, overflow,
+    /// or a fraction or exponent (serde then reports those as it does).
+    fn unsigned(&mut self) -> Option<u64> {
+        let b = self.b;
+        let start = self.i;
+        let mut i = start;
+        let mut v: u64 = 0;
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || (len > 1 && b[start] == b'0') || matches!(b.get(i), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        self.i = i;
+        Some(v)
     }
 
     fn skip_scalar(&mut self) -> Option<()> {
@@ -505,13 +527,17 @@ pub(crate) fn rfc3339_fast(s: &str) -> Option<Timestamp> {
     {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b.get(r)?.iter().try_fold(0i64, |acc, &d| {
-            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
-        })
+    // Two ASCII digits at `i` as a number.
+    let two = |i: usize| -> Option<i64> {
+        let (hi, lo) = (
+            b.get(i)?.wrapping_sub(b'0'),
+            b.get(i + 1)?.wrapping_sub(b'0'),
+        );
+        (hi < 10 && lo < 10).then(|| i64::from(hi * 10 + lo))
     };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, min, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, min, sec) = (two(11)?, two(14)?, two(17)?);
     if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
         return None;
     }
@@ -523,9 +549,13 @@ pub(crate) fn rfc3339_fast(s: &str) -> Option<Timestamp> {
     if b.get(i) == Some(&b'.') {
         i += 1;
         let start = i;
-        while b.get(i).is_some_and(u8::is_ascii_digit) {
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
             if i - start < 3 {
-                millis = millis * 10 + i64::from(b[i] - b'0');
+                millis = millis * 10 + i64::from(d);
             }
             i += 1;
         }
@@ -540,7 +570,7 @@ pub(crate) fn rfc3339_fast(s: &str) -> Option<Timestamp> {
     let offset_s = match b.get(i)? {
         b'Z' | b'z' if i + 1 == b.len() => 0,
         sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
-            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            let (oh, om) = (two(i + 1)?, two(i + 4)?);
             if oh > 23 || om > 59 {
                 return None;
             }
@@ -600,6 +630,7 @@ mod tests {
             r#" { "v" : 1 , "ts" : 1763799300000 , "energy_import_kwh" : 1e3 , "power_w" : -12 , "extra" : "x", "n": null, "m": -0.5e-3 } "#,
             r#"{"v":1,"ts":"2025-11-22T08:15:00+10:00","energy_import_kwh":0,"relay":null,"topic_meter_id":"abc","received_ms":1763799400000}"#,
             r#"{}"#,
+            r#"{"v":0,"ts":-9223372036854775808,"seq":18446744073709551615,"received_ms":0}"#,
         ] {
             same_as_serde(raw);
         }
@@ -667,6 +698,10 @@ mod tests {
             r#"{"v":1,"v":1}"#,
             r#"{"v":1.0}"#,
             r#"{"v":-1}"#,
+            r#"{"v":01}"#,
+            r#"{"v":1e0}"#,
+            r#"{"seq":18446744073709551616}"#,
+            r#"{"ts":-9223372036854775809}"#,
             r#"{"power_w":1e999}"#,
             r#"{"power_w":01}"#,
             r#"{"power_w":"1"}"#,
