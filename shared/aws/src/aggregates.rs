@@ -117,11 +117,7 @@ impl AggregateStore for DynamoAggregateStore {
             return Ok(Vec::new());
         }
         let q = crate::ops::query_sk_between(&self.client, &self.table, PK, meter.as_str(), lo, hi);
-        query_pages(&self.table, q, None)
-            .await?
-            .iter()
-            .map(|i| decode(i, &self.table))
-            .collect()
+        query_pages(&self.table, q, None, decode).await
     }
 }
 

@@ -96,11 +96,7 @@ impl EventStore for DynamoEventStore {
         let lo = ms_key(from.millis());
         let hi = format!("{}$", ms_key(to.millis()));
         let q = crate::ops::query_sk_between(&self.client, &self.table, PK, meter.as_str(), lo, hi);
-        query_pages(&self.table, q, None)
-            .await?
-            .iter()
-            .map(|i| decode(i, &self.table))
-            .collect()
+        query_pages(&self.table, q, None, decode).await
     }
 }
 

@@ -39,12 +39,14 @@ pub(crate) fn put_result(
     }
 }
 
-/// Runs `query` page by page until it is exhausted or `limit` items have come back.
-pub(crate) async fn query_pages(
+/// Runs `query` page by page until it is exhausted or `limit` items have come back, and
+/// decodes every item with the table's `decode`.
+pub(crate) async fn query_pages<T>(
     table: &str,
     query: QueryFluentBuilder,
     limit: Option<usize>,
-) -> Result<Vec<Item>, StoreError> {
+    decode: fn(&Item, &str) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut items = Vec::new();
     let mut start = None;
     loop {
@@ -66,7 +68,7 @@ pub(crate) async fn query_pages(
             _ => break,
         }
     }
-    Ok(items)
+    items.iter().map(|item| decode(item, table)).collect()
 }
 
 /// A query's `Limit`: DynamoDB wants 1..=i32::MAX.

@@ -113,11 +113,7 @@ impl QuarantineStore for DynamoQuarantineStore {
             .expression_attribute_values(":pk", s(meter_key))
             .scan_index_forward(false)
             .limit(page_limit(limit));
-        query_pages(&self.table, q, Some(limit))
-            .await?
-            .iter()
-            .map(|i| decode(i, &self.table))
-            .collect()
+        query_pages(&self.table, q, Some(limit), decode).await
     }
 }
 

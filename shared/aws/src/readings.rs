@@ -214,11 +214,7 @@ impl DynamoReadingStore {
         if let Some(l) = limit {
             q = q.limit(crate::ops::page_limit(l));
         }
-        query_pages(&self.table, q, limit)
-            .await?
-            .iter()
-            .map(|item| decode(item, &self.table))
-            .collect()
+        query_pages(&self.table, q, limit, decode).await
     }
 }
 

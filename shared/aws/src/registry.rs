@@ -106,11 +106,7 @@ impl MeterRegistry for DynamoMeterRegistry {
             .key_condition_expression("#f = :f")
             .expression_attribute_names("#f", "feeder_id")
             .expression_attribute_values(":f", s(feeder.as_str()));
-        query_pages(&self.table, q, None)
-            .await?
-            .iter()
-            .map(|i| decode(i, &self.table))
-            .collect()
+        query_pages(&self.table, q, None, decode).await
     }
 }
 
