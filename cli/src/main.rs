@@ -1,6 +1,6 @@
-//! `meterflow`: the command line. Today: `demo` (the ingest pipeline end to end on this machine)
-//! and `bench ingest` (the ingest hot path's figures as JSON). The local stack (`up`), the
-//! simulator and imports arrive with their issues.
+//! `meterflow`: the command line. Today: `demo` (the ingest pipeline end to end on this machine),
+//! `import` (real interval-energy files into the local store) and `bench ingest` (the ingest hot
+//! path's figures as JSON). The local stack (`up`) and the simulator arrive with their issues.
 
 /// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
 /// ends quietly when the reader goes away.
@@ -13,7 +13,12 @@ macro_rules! say {
 
 mod bench;
 mod demo;
+mod import;
+mod paths;
+mod pipeline;
 mod sim;
+mod simulate;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -30,9 +35,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole pipeline on this machine: MQTT broker, ingest, SQLite store, a simulated
+    /// fleet, /health and /metrics. Ctrl-C stops cleanly; running it again resumes.
+    Up(up::UpArgs),
+    /// Publish a simulated fleet to any MQTT broker (mqtt:// or mqtts:// for AWS IoT Core).
+    Simulate(simulate::SimulateArgs),
     /// Ingest a simulated fleet's day (with redeliveries, reordering and bad messages) into the
     /// local SQLite store and show what landed.
     Demo(demo::DemoArgs),
+    /// Load an interval-energy file (SGSC export or meter_id,timestamp,kwh CSV; plain, gzip or
+    /// stdin) into the local SQLite store as meter readings, through the ingest pipeline.
+    Import(import::ImportArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -42,19 +55,28 @@ enum Command {
 enum BenchCommand {
     /// The ingest hot path: domain (in memory), SQLite, and the full pipeline.
     Ingest(bench::BenchArgs),
+    /// The local stack end to end: simulated meters over MQTT into ingest and SQLite.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> anyhow::Result<()> {
+    // rumqttd reports every dropped client connection at error level: off unless asked for.
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("METERFLOW_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,rumqttd=off")),
         )
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
         Command::Demo(args) => demo::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(&args),
+        Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(&args))),
+        Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(&args))),
+        Command::Bench(BenchCommand::Pipeline(args)) => {
+            runtime().and_then(|rt| rt.block_on(pipeline::run(&args)))
+        }
     };
     match result {
         // The reader of our output went away (`| head`): that is not a failure.
@@ -66,4 +88,11 @@ fn main() -> anyhow::Result<()> {
         }
         other => other,
     }
+}
+
+/// The runtime for the long-running commands (the local stack, the simulator).
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

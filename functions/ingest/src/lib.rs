@@ -54,6 +54,7 @@ pub async fn handle(
     })
 }
 
+#[cfg(feature = "lambda")]
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
         let HandlerError::Ingest(inner) = &e;

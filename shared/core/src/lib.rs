@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod memory;
 pub mod ports;
 pub mod registry;
+pub mod series;
 pub mod telemetry;
 pub mod types;
 pub mod validation;

@@ -1,9 +1,12 @@
-//! `meter-local`: the embedded SQLite adapters for meterflow's ports, used by the local stack
-//! (`meterflow up`) and by tests.
+//! `meter-local`: meterflow on one machine. The embedded SQLite adapters for meterflow's ports,
+//! and [`stack`], the local stack behind `meterflow up` (embedded MQTT broker, rule bridge,
+//! simulated fleet, schedulers, outbox, metrics).
 //!
 //! One [`SqliteDb`] (a single connection in WAL mode behind a mutex) backs all five adapters.
 //! Calls are short and batched in transactions, so holding the mutex on the async executor's
 //! thread costs less than handing each call to a blocking pool would.
+
+pub mod stack;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -155,6 +158,29 @@ impl SqliteDb {
         })
     }
 
+    /// Opens a transaction that the adapters' own writes join (they use savepoints, which
+    /// nest), so a caller can make a whole ingest call one commit: the local rule bridge does,
+    /// turning a dozen small commits per meter into one per batch. End it with
+    /// [`SqliteDb::commit`] or [`SqliteDb::rollback`]. Every statement on this database joins
+    /// it until then, whichever thread runs it.
+    pub fn begin(&self) -> Result<(), StoreError> {
+        self.conn()?.execute_batch("BEGIN IMMEDIATE").map_err(sql)
+    }
+
+    /// Commits the transaction [`SqliteDb::begin`] opened.
+    pub fn commit(&self) -> Result<(), StoreError> {
+        self.conn()?.execute_batch("COMMIT").map_err(sql)
+    }
+
+    /// Rolls back the transaction [`SqliteDb::begin`] opened (a no-op if none is open).
+    pub fn rollback(&self) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        if conn.is_autocommit() {
+            return Ok(());
+        }
+        conn.execute_batch("ROLLBACK").map_err(sql)
+    }
+
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn
             .lock()
@@ -256,7 +282,7 @@ fn query_readings(
 impl ReadingStore for SqliteReadingStore {
     async fn insert(&self, readings: &[Reading]) -> Result<Vec<InsertOutcome>, StoreError> {
         let mut conn = self.db.conn()?;
-        let tx = conn.transaction().map_err(sql)?;
+        let tx = conn.savepoint().map_err(sql)?;
         let mut out = Vec::with_capacity(readings.len());
         {
             let mut ins = tx
@@ -433,7 +459,7 @@ pub struct SqliteQuarantineStore {
 impl QuarantineStore for SqliteQuarantineStore {
     async fn put(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
         let mut conn = self.db.conn()?;
-        let tx = conn.transaction().map_err(sql)?;
+        let tx = conn.savepoint().map_err(sql)?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -518,7 +544,7 @@ impl AggregateStore for SqliteAggregateStore {
 
     async fn put(&self, aggregates: &[Aggregate]) -> Result<(), StoreError> {
         let mut conn = self.db.conn()?;
-        let tx = conn.transaction().map_err(sql)?;
+        let tx = conn.savepoint().map_err(sql)?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -601,7 +627,7 @@ pub struct SqliteEventStore {
 impl EventStore for SqliteEventStore {
     async fn publish(&self, events: &[MeterEvent]) -> Result<(), StoreError> {
         let mut conn = self.db.conn()?;
-        let tx = conn.transaction().map_err(sql)?;
+        let tx = conn.savepoint().map_err(sql)?;
         {
             let mut stmt = tx
                 .prepare_cached(

@@ -1,0 +1,345 @@
+//! The local rule bridge: what the AWS IoT topic rule is in the cloud.
+//!
+//! It subscribes to `meters/+/telemetry` on the embedded broker and hands each message to the
+//! `ingest` function's handler in exactly the shape the AWS rule
+//! `SELECT *, topic(2) AS topic_meter_id, timestamp() AS received_ms FROM 'meters/+/telemetry'`
+//! produces, so the same handler code runs in both places. Messages that arrive together are
+//! handed over as one JSON array of rule outputs (the handler's batch form) so SQLite commits
+//! once per batch, not once per reading.
+//!
+//! A batch whose ingest fails is retried with backoff; if the store keeps failing, the batch is
+//! written to `dead-letter.jsonl` in the data directory (the local stand-in for the rule's
+//! error action and the Lambda's on-failure destination) so nothing is dropped silently.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+use meter_core::telemetry::meter_id_from_topic;
+use meter_core::{IngestReport, Ingestor};
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::Notification;
+use serde_json::value::RawValue;
+
+use super::clock::SimClock;
+use super::metrics::StackMetrics;
+
+/// The topic filter the AWS rule selects from.
+pub const TELEMETRY_FILTER: &str = "meters/+/telemetry";
+
+/// Most messages handed to one handler call: large enough to amortise a SQLite commit, small
+/// enough to keep the latency of the first message in the batch low.
+pub const MAX_BATCH: usize = 2_000;
+
+/// Ingest attempts per batch before it goes to the dead-letter file.
+const ATTEMPTS: u32 = 5;
+
+/// Appends the AWS rule's output for one MQTT message to `out`.
+///
+/// A JSON object payload gets `topic_meter_id` and `received_ms` added after its own fields,
+/// so that (as with the rule's `SELECT *, topic(2) AS ...`) the broker's values win over any a
+/// device put in its payload. Anything that is not a well-formed JSON object is wrapped in the
+/// base64 envelope the handler understands (`payload_b64`, `topic`, `received_ms`), so a broken
+/// message is quarantined as what it is without breaking the batch around it.
+pub fn append_rule_output(out: &mut String, topic: &str, payload: &[u8], received_ms: i64) {
+    let object = std::str::from_utf8(payload)
+        .ok()
+        .filter(|text| text.trim_start().starts_with('{'))
+        .filter(|text| serde_json::from_str::<&RawValue>(text).is_ok());
+    match (object, meter_id_from_topic(topic)) {
+        (Some(text), Some(id)) if !needs_escaping(id) => {
+            let body = text.trim_end();
+            // The object is well-formed, so it ends with '}'.
+            let inner = &body[..body.len() - 1];
+            out.push_str(inner);
+            if !inner.trim_end().ends_with('{') {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                r#""topic_meter_id":"{id}","received_ms":{received_ms}}}"#
+            );
+        }
+        _ => {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
+            let topic_json = serde_json::Value::String(topic.to_string()).to_string();
+            let _ = write!(
+                out,
+                r#"{{"payload_b64":"{b64}","topic":{topic_json},"received_ms":{received_ms}}}"#
+            );
+        }
+    }
+}
+
+fn needs_escaping(s: &str) -> bool {
+    s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+}
+
+/// Why one handler call failed (the batch is retried).
+#[derive(Debug, thiserror::Error)]
+enum BridgeError {
+    #[error(transparent)]
+    Handler(#[from] ingest::HandlerError),
+    #[error("SQLite transaction")]
+    Transaction(#[from] meter_core::ports::StoreError),
+}
+
+/// One message taken off the broker.
+struct Pending {
+    topic: String,
+    payload: bytes::Bytes,
+    arrived: Instant,
+}
+
+/// Everything the bridge needs.
+pub struct Bridge {
+    /// The ingest use case (SQLite ports).
+    pub ingestor: Arc<Ingestor>,
+    /// Simulated time, for `received_ms`.
+    pub clock: SimClock,
+    /// Counters.
+    pub metrics: Arc<StackMetrics>,
+    /// Where batches that could not be stored go.
+    pub dead_letter: PathBuf,
+    /// Set when the stack shuts down: the bridge drains what the broker holds, then stops.
+    pub stopping: Arc<AtomicBool>,
+    /// When set, each handler call runs as one SQLite transaction (one commit per batch).
+    pub db: Option<Arc<crate::SqliteDb>>,
+    /// Called after each stored batch with the payloads and the time they were stored (the
+    /// pipeline benchmark measures publish-to-stored latency with it).
+    pub observer: Option<super::BatchObserver>,
+}
+
+/// How long the bridge waits for more messages once it has been asked to stop.
+const DRAIN_IDLE: Duration = Duration::from_millis(300);
+
+impl Bridge {
+    /// Subscribes and runs until [`Bridge::stopping`] is set and the broker has been quiet for
+    /// a moment. Returns what it ingested.
+    pub async fn run(self, link: (LinkTx, LinkRx)) -> IngestReport {
+        let (mut tx, mut rx) = link;
+        let mut total = IngestReport::default();
+        if let Err(e) = tx.subscribe(TELEMETRY_FILTER) {
+            tracing::error!(error = %e, "rule bridge could not subscribe");
+            return total;
+        }
+        let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let first = if self.stopping.load(Ordering::Relaxed) {
+                match tokio::time::timeout(DRAIN_IDLE, rx.next()).await {
+                    Ok(n) => n,
+                    Err(_) => break,
+                }
+            } else {
+                // Wake up now and then to notice a shutdown request.
+                match tokio::time::timeout(Duration::from_millis(200), rx.next()).await {
+                    Ok(n) => n,
+                    Err(_) => continue,
+                }
+            };
+            let mut unscheduled = false;
+            match first {
+                Ok(Some(n)) => take(n, &mut batch, &mut unscheduled),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "rule bridge lost its broker link");
+                    break;
+                }
+            }
+            // Whatever else is already waiting joins this batch.
+            while batch.len() < MAX_BATCH {
+                match rx.next().now_or_never() {
+                    Some(Ok(Some(n))) => take(n, &mut batch, &mut unscheduled),
+                    _ => break,
+                }
+            }
+            if !batch.is_empty() {
+                let report = self.ingest(&batch).await;
+                total.merge(&report);
+                batch.clear();
+            }
+            if unscheduled {
+                // The router paused us because our buffer filled: ask for more.
+                if let Err(e) = rx.wake().await {
+                    tracing::error!(error = %e, "rule bridge could not resume its link");
+                    break;
+                }
+            }
+        }
+        total
+    }
+
+    async fn ingest(&self, batch: &[Pending]) -> IngestReport {
+        let received_ms = self.clock.now().millis();
+        let mut event = String::with_capacity(batch.len() * 400 + 2);
+        event.push('[');
+        for (i, m) in batch.iter().enumerate() {
+            if i > 0 {
+                event.push(',');
+            }
+            append_rule_output(&mut event, &m.topic, &m.payload, received_ms);
+        }
+        event.push(']');
+        let raw = match serde_json::from_str::<&RawValue>(&event) {
+            Ok(raw) => raw,
+            Err(e) => {
+                // Cannot happen: every part is a checked object or our own envelope.
+                tracing::error!(error = %e, "rule bridge built an invalid event");
+                self.dead_letter(batch);
+                return IngestReport::default();
+            }
+        };
+        let now = self.clock.now();
+        let mut delay = Duration::from_millis(50);
+        for attempt in 1..=ATTEMPTS {
+            match self.handle_once(raw, now).await {
+                Ok(report) => {
+                    let stored_at = Instant::now();
+                    let latencies: Vec<Duration> = batch
+                        .iter()
+                        .map(|m| stored_at.duration_since(m.arrived))
+                        .collect();
+                    self.metrics
+                        .record_batch(batch.len() as u64, &report, &latencies);
+                    if let Some(observer) = &self.observer {
+                        let parts: Vec<(&str, &[u8])> = batch
+                            .iter()
+                            .map(|m| (m.topic.as_str(), m.payload.as_ref()))
+                            .collect();
+                        observer(&parts, stored_at);
+                    }
+                    return report;
+                }
+                Err(e) => {
+                    self.metrics.record_failure();
+                    tracing::warn!(attempt, error = %e, messages = batch.len(), "ingest failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        self.dead_letter(batch);
+        IngestReport::default()
+    }
+
+    /// One handler call, inside one transaction when a database is set: all of it is stored,
+    /// or (rolled back) none of it, so the retry starts clean.
+    async fn handle_once(
+        &self,
+        raw: &RawValue,
+        now: meter_core::Timestamp,
+    ) -> Result<IngestReport, BridgeError> {
+        let Some(db) = &self.db else {
+            return Ok(ingest::handle(&self.ingestor, raw, now).await?);
+        };
+        db.begin()?;
+        match ingest::handle(&self.ingestor, raw, now).await {
+            Ok(report) => match db.commit() {
+                Ok(()) => Ok(report),
+                Err(e) => {
+                    let _ = db.rollback();
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                let _ = db.rollback();
+                Err(e.into())
+            }
+        }
+    }
+
+    fn dead_letter(&self, batch: &[Pending]) {
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.dead_letter)?;
+            for m in batch {
+                let line = serde_json::json!({
+                    "topic": m.topic,
+                    "payload": String::from_utf8_lossy(&m.payload),
+                });
+                writeln!(f, "{line}")?;
+            }
+            f.sync_all()
+        };
+        match write() {
+            Ok(()) => tracing::error!(
+                messages = batch.len(),
+                file = %self.dead_letter.display(),
+                "batch could not be stored; written to the dead-letter file"
+            ),
+            Err(e) => tracing::error!(
+                messages = batch.len(),
+                error = %e,
+                "batch could not be stored nor written to the dead-letter file"
+            ),
+        }
+    }
+}
+
+fn take(n: Notification, batch: &mut Vec<Pending>, unscheduled: &mut bool) {
+    match n {
+        Notification::Forward(f) => batch.push(Pending {
+            topic: String::from_utf8_lossy(&f.publish.topic).into_owned(),
+            payload: f.publish.payload,
+            arrived: Instant::now(),
+        }),
+        Notification::Unschedule => *unscheduled = true,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(topic: &str, payload: &[u8]) -> serde_json::Value {
+        let mut s = String::new();
+        append_rule_output(&mut s, topic, payload, 42);
+        serde_json::from_str(&s).unwrap()
+    }
+
+    #[test]
+    fn an_object_payload_gets_the_rule_fields_appended() {
+        let v = output("meters/m-1/telemetry", br#"{"v":1,"ts":5} "#);
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["topic_meter_id"], "m-1");
+        assert_eq!(v["received_ms"], 42);
+    }
+
+    #[test]
+    fn an_empty_object_still_makes_valid_json() {
+        let v = output("meters/m-1/telemetry", b"{ }");
+        assert_eq!(v["topic_meter_id"], "m-1");
+    }
+
+    #[test]
+    fn malformed_or_non_object_payloads_are_wrapped_in_the_base64_envelope() {
+        for payload in [&b"{\"v\":1,}"[..], b"[1,2]", b"not json", b"\xff\xfe"] {
+            let v = output("meters/m-1/telemetry", payload);
+            assert_eq!(v["topic"], "meters/m-1/telemetry");
+            assert!(v["payload_b64"].is_string(), "{payload:?}");
+        }
+    }
+
+    #[test]
+    fn the_brokers_meter_id_comes_after_a_forged_one_in_the_payload() {
+        let mut s = String::new();
+        append_rule_output(
+            &mut s,
+            "meters/m-1/telemetry",
+            br#"{"topic_meter_id":"m-2"}"#,
+            1,
+        );
+        assert!(
+            s.ends_with(r#""topic_meter_id":"m-1","received_ms":1}"#),
+            "{s}"
+        );
+    }
+}
