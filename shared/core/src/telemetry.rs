@@ -173,6 +173,14 @@ fn parse_into(
         )));
         return;
     }
+    // The common message, a single valid reading, straight into a `Reading`; every other
+    // message (and every refusal) takes the general path below.
+    if fast_path {
+        if let Some(r) = crate::fastpath::reading(raw, topic_guess, ctx.received, limits) {
+            out.push(Ok(r));
+            return;
+        }
+    }
     let wire: WireReading<'_> = match read_wire(raw, fast_path) {
         Ok(w) => w,
         Err(e) => {
