@@ -17,7 +17,7 @@ use crate::ports::{
 };
 use crate::registry::MeterInfo;
 use crate::telemetry::QuarantineEntry;
-use crate::types::{MeterId, Reading, Timestamp};
+use crate::types::{Energy, MeterId, MeterStatus, Reading, RelayState, Timestamp};
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
     m.lock()
@@ -26,11 +26,21 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, StoreError> {
 
 /// One meter's readings, kept sorted by time in a plain vector: readings nearly always arrive
 /// in order, so an insert is a push, and a late one a shift of the few rows after it; lookups
-/// are binary searches. A `seq` index catches re-sent counters.
+/// are binary searches. The meter's `seq`s are kept sorted the same way, to catch re-sent
+/// counters: a counter above the last one (the usual case) is new without a search.
+///
+/// Rows are [`Row`]s rather than whole [`Reading`]s: the meter id lives once in the map key
+/// and the optional fields in one presence byte, so a row is 88 bytes instead of 192. The
+/// domain benchmark inserts a fleet's readings interleaved, each into another meter's vector,
+/// so the store's time is memory traffic (cache misses and first-touch page faults) far more
+/// than instructions, and halving the bytes written per reading is what made it cheaper.
 #[derive(Default)]
 struct MeterReadings {
-    rows: Vec<Reading>,
-    seqs: FxHashMap<u64, Timestamp>,
+    rows: Vec<Row>,
+    seqs: Vec<u64>,
+    /// The texts of `MeterStatus::Other` statuses, which rows refer to by index: rare, and
+    /// too big to keep inline in every row.
+    other_statuses: Vec<Box<str>>,
 }
 
 impl MeterReadings {
@@ -41,10 +51,153 @@ impl MeterReadings {
             _ => self.rows.binary_search_by_key(&ts, |r| r.ts),
         }
     }
+
+    /// Records `seq` unless the meter already sent it; `false` for a repeat.
+    fn record_seq(&mut self, seq: u64) -> bool {
+        match self.seqs.last() {
+            Some(&last) if last >= seq => match self.seqs.binary_search(&seq) {
+                Ok(_) => false,
+                Err(at) => {
+                    self.seqs.insert(at, seq);
+                    true
+                }
+            },
+            _ => {
+                self.seqs.push(seq);
+                true
+            }
+        }
+    }
+
+    /// The row of `r`, filing an unusual status word in `other_statuses`.
+    fn encode(&mut self, r: Reading) -> Row {
+        let mut present = 0u8;
+        let mut float = |bit: u8, v: Option<f64>| match v {
+            Some(v) => {
+                present |= bit;
+                v
+            }
+            None => 0.0,
+        };
+        let power_w = float(P_POWER_W, r.power_w);
+        let voltage_v = float(P_VOLTAGE_V, r.voltage_v);
+        let current_a = float(P_CURRENT_A, r.current_a);
+        let power_factor = float(P_POWER_FACTOR, r.power_factor);
+        let frequency_hz = float(P_FREQUENCY_HZ, r.frequency_hz);
+        if r.seq.is_some() {
+            present |= P_SEQ;
+        }
+        if r.energy_export.is_some() {
+            present |= P_EXPORT;
+        }
+        let status = match r.status {
+            MeterStatus::Ok => STATUS_OK,
+            MeterStatus::Tamper => STATUS_TAMPER,
+            MeterStatus::Fault => STATUS_FAULT,
+            MeterStatus::Other(text) => {
+                // A meter repeats its odd status word while the condition lasts: keep one copy.
+                if self.other_statuses.last() != Some(&text) {
+                    self.other_statuses.push(text);
+                }
+                // Beyond u32::MAX texts per meter cannot fit in memory anyway.
+                let index = u32::try_from(self.other_statuses.len() - 1).unwrap_or(u32::MAX);
+                STATUS_OTHER.saturating_add(index)
+            }
+        };
+        Row {
+            ts: r.ts,
+            received: r.received,
+            seq: r.seq.unwrap_or(0),
+            energy_import: r.energy_import,
+            energy_export: r.energy_export.unwrap_or_default(),
+            power_w,
+            voltage_v,
+            current_a,
+            power_factor,
+            frequency_hz,
+            status,
+            present,
+            relay: match r.relay {
+                None => 0,
+                Some(RelayState::Closed) => 1,
+                Some(RelayState::Open) => 2,
+            },
+        }
+    }
+
+    /// The reading a row holds.
+    fn decode(&self, meter_id: &MeterId, row: &Row) -> Reading {
+        let float = |bit: u8, v: f64| (row.present & bit != 0).then_some(v);
+        Reading {
+            meter_id: meter_id.clone(),
+            ts: row.ts,
+            seq: (row.present & P_SEQ != 0).then_some(row.seq),
+            received: row.received,
+            energy_import: row.energy_import,
+            energy_export: (row.present & P_EXPORT != 0).then_some(row.energy_export),
+            power_w: float(P_POWER_W, row.power_w),
+            voltage_v: float(P_VOLTAGE_V, row.voltage_v),
+            current_a: float(P_CURRENT_A, row.current_a),
+            power_factor: float(P_POWER_FACTOR, row.power_factor),
+            frequency_hz: float(P_FREQUENCY_HZ, row.frequency_hz),
+            status: match row.status {
+                STATUS_OK => MeterStatus::Ok,
+                STATUS_TAMPER => MeterStatus::Tamper,
+                STATUS_FAULT => MeterStatus::Fault,
+                other => self
+                    .other_statuses
+                    .get((other - STATUS_OTHER) as usize)
+                    .map_or(MeterStatus::Other("".into()), |s| {
+                        MeterStatus::Other(s.clone())
+                    }),
+            },
+            relay: match row.relay {
+                1 => Some(RelayState::Closed),
+                2 => Some(RelayState::Open),
+                _ => None,
+            },
+        }
+    }
 }
 
-/// Readings in memory. (Fx hashing: the keys are our own meter ids and counters, and this store
-/// sits on the benchmark's hot path.)
+/// A stored reading without its meter id; see [`MeterReadings`]. Absent optional fields are
+/// zero with their bit in `present` clear.
+struct Row {
+    ts: Timestamp,
+    received: Timestamp,
+    seq: u64,
+    energy_import: Energy,
+    energy_export: Energy,
+    power_w: f64,
+    voltage_v: f64,
+    current_a: f64,
+    power_factor: f64,
+    frequency_hz: f64,
+    /// `STATUS_OK`, `STATUS_TAMPER`, `STATUS_FAULT`, or `STATUS_OTHER` plus an index into
+    /// `MeterReadings::other_statuses`.
+    status: u32,
+    present: u8,
+    /// 0 none, 1 closed, 2 open.
+    relay: u8,
+}
+
+// Presence bits of `Row::present`.
+const P_SEQ: u8 = 1;
+const P_EXPORT: u8 = 1 << 1;
+const P_POWER_W: u8 = 1 << 2;
+const P_VOLTAGE_V: u8 = 1 << 3;
+const P_CURRENT_A: u8 = 1 << 4;
+const P_POWER_FACTOR: u8 = 1 << 5;
+const P_FREQUENCY_HZ: u8 = 1 << 6;
+
+// Codes of `Row::status`.
+const STATUS_OK: u32 = 0;
+const STATUS_TAMPER: u32 = 1;
+const STATUS_FAULT: u32 = 2;
+const STATUS_OTHER: u32 = 3;
+
+/// Readings in memory. (Fx hashing: the keys are our own meter ids, and this store sits on the
+/// benchmark's hot path.)
 #[derive(Default)]
 pub struct MemoryReadingStore {
     meters: Mutex<FxHashMap<MeterId, MeterReadings>>,
@@ -60,18 +213,7 @@ impl MemoryReadingStore {
     /// [`ReadingStore::insert`], which the domain benchmark calls directly.
     pub fn insert_one(&self, r: Reading) -> Result<InsertOutcome, StoreError> {
         let mut meters = lock(&self.meters)?;
-        // Look up before inserting so the common case (a known meter) clones no key.
-        if let Some(m) = meters.get_mut(&r.meter_id) {
-            return Ok(insert_owned(m, r));
-        }
-        let m = meters
-            .entry(r.meter_id.clone())
-            .or_insert_with(|| MeterReadings {
-                // A day of quarter hours before the first reallocation.
-                rows: Vec::with_capacity(96),
-                seqs: FxHashMap::with_capacity_and_hasher(96, Default::default()),
-            });
-        Ok(insert_owned(m, r))
+        Ok(insert_owned(&mut meters, r))
     }
 
     /// Number of readings held.
@@ -85,17 +227,29 @@ impl MemoryReadingStore {
     }
 }
 
-fn insert_owned(m: &mut MeterReadings, r: Reading) -> InsertOutcome {
+fn insert_owned(meters: &mut FxHashMap<MeterId, MeterReadings>, r: Reading) -> InsertOutcome {
+    // Look up before inserting so the common case (a known meter) clones no key.
+    let m = match meters.get_mut(&r.meter_id) {
+        Some(m) => m,
+        None => meters
+            .entry(r.meter_id.clone())
+            .or_insert_with(|| MeterReadings {
+                // A day of quarter hours before the first reallocation.
+                rows: Vec::with_capacity(96),
+                seqs: Vec::with_capacity(96),
+                other_statuses: Vec::new(),
+            }),
+    };
     let Err(at) = m.position(r.ts) else {
         return InsertOutcome::DuplicateTimestamp;
     };
     if let Some(seq) = r.seq {
-        if m.seqs.contains_key(&seq) {
+        if !m.record_seq(seq) {
             return InsertOutcome::DuplicateSeq;
         }
-        m.seqs.insert(seq, r.ts);
     }
-    m.rows.insert(at, r);
+    let row = m.encode(r);
+    m.rows.insert(at, row);
     InsertOutcome::Stored
 }
 
@@ -105,7 +259,7 @@ impl ReadingStore for MemoryReadingStore {
         let mut meters = lock(&self.meters)?;
         Ok(readings
             .iter()
-            .map(|r| insert_owned(meters.entry(r.meter_id.clone()).or_default(), r.clone()))
+            .map(|r| insert_owned(&mut meters, r.clone()))
             .collect())
     }
 
@@ -124,7 +278,10 @@ impl ReadingStore for MemoryReadingStore {
             .map(|m| {
                 let lo = m.rows.partition_point(|r| r.ts < from);
                 let hi = m.rows.partition_point(|r| r.ts <= to);
-                m.rows[lo..hi].to_vec()
+                m.rows[lo..hi]
+                    .iter()
+                    .map(|row| m.decode(meter, row))
+                    .collect()
             })
             .unwrap_or_default())
     }
@@ -133,7 +290,8 @@ impl ReadingStore for MemoryReadingStore {
         let meters = lock(&self.meters)?;
         Ok(meters.get(meter).and_then(|m| {
             let i = m.rows.partition_point(|r| r.ts < ts);
-            i.checked_sub(1).and_then(|i| m.rows.get(i)).cloned()
+            let row = i.checked_sub(1).and_then(|i| m.rows.get(i))?;
+            Some(m.decode(meter, row))
         }))
     }
 
@@ -141,7 +299,7 @@ impl ReadingStore for MemoryReadingStore {
         let meters = lock(&self.meters)?;
         Ok(meters.get(meter).and_then(|m| {
             let i = m.rows.partition_point(|r| r.ts <= ts);
-            m.rows.get(i).cloned()
+            m.rows.get(i).map(|row| m.decode(meter, row))
         }))
     }
 }
@@ -324,5 +482,92 @@ pub fn memory_ports() -> crate::ingest::Ports {
         quarantine: Arc::new(MemoryQuarantineStore::new()),
         aggregates: Arc::new(MemoryAggregateStore::new()),
         events: Arc::new(MemoryEventStore::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future as _;
+
+    use super::*;
+
+    fn reading(minute: i64, seq: Option<u64>) -> Reading {
+        Reading {
+            meter_id: MeterId::parse("m-1").unwrap(),
+            ts: Timestamp::from_millis(1_772_323_200_000 + minute * 60_000),
+            seq,
+            received: Timestamp::from_millis(1_772_323_260_000 + minute * 60_000),
+            energy_import: Energy::from_mwh(1_000 + minute),
+            energy_export: None,
+            power_w: Some(-12.5),
+            voltage_v: None,
+            current_a: Some(0.0),
+            power_factor: Some(0.95),
+            frequency_hz: None,
+            status: MeterStatus::Ok,
+            relay: None,
+        }
+    }
+
+    fn stored(store: &MemoryReadingStore) -> Vec<Reading> {
+        let meter = MeterId::parse("m-1").unwrap();
+        let all = store.range(
+            &meter,
+            Timestamp::from_millis(0),
+            Timestamp::from_millis(i64::MAX),
+        );
+        // The in-memory store never waits, so one poll finishes it.
+        let mut all = std::pin::pin!(all);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match all.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r.unwrap(),
+            std::task::Poll::Pending => panic!("the in-memory store waited"),
+        }
+    }
+
+    #[test]
+    fn a_compact_row_gives_back_the_reading_it_was_made_from() {
+        let store = MemoryReadingStore::new();
+        let mut odd = reading(15, Some(7));
+        odd.energy_export = Some(Energy::from_mwh(42));
+        odd.voltage_v = Some(231.2);
+        odd.frequency_hz = Some(f64::from_bits(0x7ff8_0000_0000_0001));
+        odd.status = MeterStatus::Other("maintenance".into());
+        odd.relay = Some(RelayState::Open);
+        let mut tamper = reading(30, None);
+        tamper.status = MeterStatus::Tamper;
+        tamper.relay = Some(RelayState::Closed);
+        let mut odd_again = reading(45, Some(8));
+        odd_again.status = MeterStatus::Other("maintenance".into());
+        let mut other = reading(60, Some(9));
+        other.status = MeterStatus::Other("calibrating".into());
+        let all = [reading(0, Some(6)), odd, tamper, odd_again, other];
+        for r in &all {
+            assert_eq!(store.insert_one(r.clone()).unwrap(), InsertOutcome::Stored);
+        }
+        let back = stored(&store);
+        assert_eq!(format!("{back:?}"), format!("{all:?}"));
+        let nan_bits = back[1].frequency_hz.map(f64::to_bits);
+        assert_eq!(nan_bits, Some(0x7ff8_0000_0000_0001));
+    }
+
+    #[test]
+    fn late_readings_and_repeated_counters_are_told_apart() {
+        let store = MemoryReadingStore::new();
+        let insert = |minute, seq| store.insert_one(reading(minute, seq)).unwrap();
+        assert_eq!(insert(30, Some(30)), InsertOutcome::Stored);
+        assert_eq!(insert(60, Some(60)), InsertOutcome::Stored);
+        // Late, with a counter between the others: stored in time order.
+        assert_eq!(insert(45, Some(45)), InsertOutcome::Stored);
+        assert_eq!(insert(0, Some(0)), InsertOutcome::Stored);
+        assert_eq!(insert(45, Some(99)), InsertOutcome::DuplicateTimestamp);
+        assert_eq!(insert(50, Some(45)), InsertOutcome::DuplicateSeq);
+        assert_eq!(insert(55, Some(60)), InsertOutcome::DuplicateSeq);
+        assert_eq!(insert(70, None), InsertOutcome::Stored);
+        let minutes: Vec<i64> = stored(&store)
+            .iter()
+            .map(|r| (r.ts.millis() - 1_772_323_200_000) / 60_000)
+            .collect();
+        assert_eq!(minutes, [0, 30, 45, 60, 70]);
     }
 }
