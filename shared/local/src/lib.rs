@@ -151,6 +151,11 @@ impl SqliteDb {
         // touch many pages per commit, and each checkpoint waits on the disk.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Without the query planner stability guarantee, this SQLite build (STAT4) marks
+        // statements whose plan could depend on a bound value as expired on every new binding,
+        // so every cached statement was parsed and planned again on every call: measured, a
+        // dozen re-prepares per meter per ingest and most of the local pipeline's time.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.execute_batch(SCHEMA)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
@@ -158,8 +163,7 @@ impl SqliteDb {
         })
     }
 
-    /// Opens a transaction that the adapters' own writes join (they use savepoints, which
-    /// nest), so a caller can make a whole ingest call one commit: the local rule bridge does,
+    /// Opens a transaction that the adapters' own writes join, so a caller can make a whole ingest call one commit: the local rule bridge does,
     /// turning a dozen small commits per meter into one per batch. End it with
     /// [`SqliteDb::commit`] or [`SqliteDb::rollback`]. Every statement on this database joins
     /// it until then, whichever thread runs it.
@@ -185,6 +189,56 @@ impl SqliteDb {
         self.conn
             .lock()
             .map_err(|_| StoreError::Corrupt("SQLite connection lock poisoned".into()))
+    }
+}
+
+/// The transaction around one adapter write: its own when none is open, or the caller's
+/// (opened with [`SqliteDb::begin`]) when there is one. Savepoints would nest too, but SQLite
+/// copies every page a savepoint touches into a sub-journal first, which measured as the
+/// largest cost of the local pipeline's one-transaction-per-batch writes.
+struct WriteScope<'a> {
+    conn: &'a Connection,
+    owns: bool,
+    done: bool,
+}
+
+impl<'a> WriteScope<'a> {
+    fn new(conn: &'a Connection) -> Result<Self, StoreError> {
+        let owns = conn.is_autocommit();
+        if owns {
+            conn.execute_batch("BEGIN").map_err(sql)?;
+        }
+        Ok(Self {
+            conn,
+            owns,
+            done: false,
+        })
+    }
+
+    fn commit(mut self) -> Result<(), StoreError> {
+        self.done = true;
+        if self.owns {
+            self.conn.execute_batch("COMMIT").map_err(sql)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteScope<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteScope<'_> {
+    fn drop(&mut self) {
+        // An error left the write half done: undo our own transaction. Inside the caller's, the
+        // caller rolls back.
+        if self.owns && !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 
@@ -281,8 +335,8 @@ fn query_readings(
 #[async_trait]
 impl ReadingStore for SqliteReadingStore {
     async fn insert(&self, readings: &[Reading]) -> Result<Vec<InsertOutcome>, StoreError> {
-        let mut conn = self.db.conn()?;
-        let tx = conn.savepoint().map_err(sql)?;
+        let conn = self.db.conn()?;
+        let tx = WriteScope::new(&conn)?;
         let mut out = Vec::with_capacity(readings.len());
         {
             let mut ins = tx
@@ -324,7 +378,7 @@ impl ReadingStore for SqliteReadingStore {
                 });
             }
         }
-        tx.commit().map_err(sql)?;
+        tx.commit()?;
         Ok(out)
     }
 
@@ -458,8 +512,8 @@ pub struct SqliteQuarantineStore {
 #[async_trait]
 impl QuarantineStore for SqliteQuarantineStore {
     async fn put(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
-        let mut conn = self.db.conn()?;
-        let tx = conn.savepoint().map_err(sql)?;
+        let conn = self.db.conn()?;
+        let tx = WriteScope::new(&conn)?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -481,7 +535,7 @@ impl QuarantineStore for SqliteQuarantineStore {
                 .map_err(sql)?;
             }
         }
-        tx.commit().map_err(sql)
+        tx.commit()
     }
 
     async fn for_meter(
@@ -543,8 +597,8 @@ impl AggregateStore for SqliteAggregateStore {
     }
 
     async fn put(&self, aggregates: &[Aggregate]) -> Result<(), StoreError> {
-        let mut conn = self.db.conn()?;
-        let tx = conn.savepoint().map_err(sql)?;
+        let conn = self.db.conn()?;
+        let tx = WriteScope::new(&conn)?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -571,7 +625,7 @@ impl AggregateStore for SqliteAggregateStore {
                 .map_err(sql)?;
             }
         }
-        tx.commit().map_err(sql)
+        tx.commit()
     }
 
     async fn range(
@@ -626,8 +680,8 @@ pub struct SqliteEventStore {
 #[async_trait]
 impl EventStore for SqliteEventStore {
     async fn publish(&self, events: &[MeterEvent]) -> Result<(), StoreError> {
-        let mut conn = self.db.conn()?;
-        let tx = conn.savepoint().map_err(sql)?;
+        let conn = self.db.conn()?;
+        let tx = WriteScope::new(&conn)?;
         {
             let mut stmt = tx
                 .prepare_cached(
@@ -647,7 +701,7 @@ impl EventStore for SqliteEventStore {
                 .map_err(sql)?;
             }
         }
-        tx.commit().map_err(sql)
+        tx.commit()
     }
 
     async fn for_meter(
@@ -690,6 +744,62 @@ impl EventStore for SqliteEventStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn hot_statements_are_prepared_once_not_on_every_call() {
+        use meter_core::{IngestConfig, Ingestor, RegistryMode};
+        let db = Arc::new(SqliteDb::in_memory().unwrap());
+        let ingestor = Ingestor::new(
+            sqlite_ports(db.clone()),
+            IngestConfig {
+                registry_mode: RegistryMode::AutoRegister,
+                ..IngestConfig::default()
+            },
+        );
+        let t0 = 1_763_790_000_000_i64;
+        for i in 0..20_i64 {
+            let msgs: Vec<String> = (0..5)
+                .map(|m| {
+                    format!(
+                        r#"{{"v":1,"seq":{i},"ts":{},"energy_import_kwh":{},"topic_meter_id":"m-{m}","received_ms":{}}}"#,
+                        t0 + i * 900_000,
+                        10.0 + i as f64,
+                        t0 + i * 900_000 + 1_000
+                    )
+                })
+                .collect();
+            let inbound: Vec<meter_core::Inbound<'_>> = msgs
+                .iter()
+                .map(|p| meter_core::Inbound {
+                    payload: p.as_bytes(),
+                    ctx: meter_core::telemetry::MessageContext {
+                        topic: None,
+                        received: Timestamp::from_millis(t0 + i * 900_000 + 1_000),
+                    },
+                })
+                .collect();
+            db.begin().unwrap();
+            ingestor.ingest(&inbound).await.unwrap();
+            db.commit().unwrap();
+        }
+        let conn = db.conn().unwrap();
+        let mut worst = Vec::new();
+        for sql in [
+            format!("SELECT {READING_COLUMNS} FROM readings WHERE meter_id = ?1 AND ts BETWEEN ?2 AND ?3 ORDER BY ts"),
+            format!("SELECT {READING_COLUMNS} FROM readings WHERE meter_id = ?1 AND ts < ?2 ORDER BY ts DESC LIMIT 1"),
+            "SELECT period, measured, estimated, readings, resets, version FROM aggregates \
+                 WHERE meter_id = ?1 AND period BETWEEN ?2 AND ?3 ORDER BY period"
+                .to_string(),
+        ] {
+            let stmt = conn.prepare_cached(&sql).unwrap();
+            worst.push((
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                stmt.get_status(rusqlite::StatementStatus::Run),
+            ));
+        }
+        eprintln!("(reprepares, runs) = {worst:?}");
+        assert!(worst.iter().all(|(re, _)| *re == 0), "{worst:?}");
+    }
 
     #[tokio::test]
     async fn readings_survive_closing_and_reopening_the_file() {

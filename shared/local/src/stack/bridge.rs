@@ -197,9 +197,16 @@ impl Bridge {
         let now = self.clock.now();
         let mut delay = Duration::from_millis(50);
         for attempt in 1..=ATTEMPTS {
+            let started = Instant::now();
             match self.handle_once(raw, now).await {
                 Ok(report) => {
                     let stored_at = Instant::now();
+                    tracing::debug!(
+                        messages = batch.len(),
+                        ingest_ms = stored_at.duration_since(started).as_secs_f64() * 1e3,
+                        wait_ms = started.duration_since(batch[0].arrived).as_secs_f64() * 1e3,
+                        "batch stored"
+                    );
                     let latencies: Vec<Duration> = batch
                         .iter()
                         .map(|m| stored_at.duration_since(m.arrived))
