@@ -155,7 +155,10 @@ impl SqliteDb {
         // statements whose plan could depend on a bound value as expired on every new binding,
         // so every cached statement was parsed and planned again on every call: measured, a
         // dozen re-prepares per meter per ingest and most of the local pipeline's time.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         conn.execute_batch(SCHEMA)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
