@@ -133,18 +133,27 @@ pub async fn run(args: &UpArgs) -> anyhow::Result<()> {
 
     let status = Status::new();
     let started = Instant::now();
-    let mut last = (Instant::now(), stack.metrics.snapshot());
+    // Simulated meters publish in bursts (all at the end of each interval), so the rate is
+    // taken over the last 10 s rather than the last tick.
+    let mut window: std::collections::VecDeque<(Instant, u64)> = std::collections::VecDeque::new();
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = ticker.tick() => {
                 let snap = stack.metrics.snapshot();
-                let dt = last.0.elapsed().as_secs_f64().max(1e-3);
-                let rate = (snap.accounted() - last.1.accounted()) as f64 / dt;
-                if last.0.elapsed() >= Duration::from_secs(1) {
-                    last = (Instant::now(), snap);
+                window.push_back((Instant::now(), snap.accounted()));
+                while window.len() > 2
+                    && window.front().is_some_and(|(t, _)| t.elapsed() > Duration::from_secs(10))
+                {
+                    window.pop_front();
                 }
+                let rate = match (window.front(), window.back()) {
+                    (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => {
+                        (n1 - n0) as f64 / t1.duration_since(*t0).as_secs_f64()
+                    }
+                    _ => 0.0,
+                };
                 status.show(&snap, rate);
                 if args.seconds.is_some_and(|s| started.elapsed() >= Duration::from_secs(s)) {
                     break;

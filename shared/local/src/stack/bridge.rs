@@ -31,9 +31,10 @@ use super::metrics::StackMetrics;
 /// The topic filter the AWS rule selects from.
 pub const TELEMETRY_FILTER: &str = "meters/+/telemetry";
 
-/// Most messages handed to one handler call: large enough to amortise a SQLite commit, small
-/// enough to keep the latency of the first message in the batch low.
-pub const MAX_BATCH: usize = 2_000;
+/// Most messages handed to one handler call. Batches only get this large when a backlog has
+/// built up; then a larger batch holds several readings of the same meters, whose aggregates
+/// are refreshed once per batch.
+pub const MAX_BATCH: usize = 20_000;
 
 /// Ingest attempts per batch before it goes to the dead-letter file.
 const ATTEMPTS: u32 = 5;
@@ -151,10 +152,28 @@ impl Bridge {
                     break;
                 }
             }
-            // Whatever else is already waiting joins this batch.
-            while batch.len() < MAX_BATCH {
-                match rx.next().now_or_never() {
-                    Some(Ok(Some(n))) => take(n, &mut batch, &mut unscheduled),
+            // Whatever else is already waiting joins this batch. Under a backlog the router
+            // hands over a chunk at a time and pauses the link (`Unschedule`); asking for the
+            // next chunk right away lets batches grow with the backlog, so a meter with several
+            // queued readings has its aggregates refreshed once, not once per reading, while a
+            // quiet stream still goes through in small, prompt batches.
+            loop {
+                while batch.len() < MAX_BATCH {
+                    match rx.next().now_or_never() {
+                        Some(Ok(Some(n))) => take(n, &mut batch, &mut unscheduled),
+                        _ => break,
+                    }
+                }
+                if !unscheduled || batch.len() >= MAX_BATCH {
+                    break;
+                }
+                unscheduled = false;
+                if let Err(e) = rx.wake().await {
+                    tracing::error!(error = %e, "rule bridge could not resume its link");
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_millis(2), rx.next()).await {
+                    Ok(Ok(Some(n))) => take(n, &mut batch, &mut unscheduled),
                     _ => break,
                 }
             }

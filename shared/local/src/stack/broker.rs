@@ -71,7 +71,8 @@ fn config(addr: SocketAddr) -> Config {
         id: 0,
         router: RouterConfig {
             max_connections: 10_010,
-            max_outgoing_packet_count: 1_000,
+            // Messages handed to a subscriber per scheduling round.
+            max_outgoing_packet_count: 5_000,
             // The commit log a slow subscriber reads from: 8 × 16 MiB (about 400,000 typical
             // readings) bounds memory while leaving the bridge far more slack than it needs.
             max_segment_size: 16 * 1024 * 1024,
