@@ -3,9 +3,10 @@
 //! SQLite; the benchmark prints one JSON object with what was published and what became of it,
 //! the sustained rate, and publish-to-stored latency.
 //!
-//! Latency is measured from the moment a reading was due (its timestamp on the simulated clock,
-//! mapped back to wall time) to the commit of the batch that stored it, so it includes the
-//! simulator's own tick and is an upper bound on broker + bridge + ingest + SQLite time.
+//! Latency is measured from the moment a reading was due to be pushed (its timestamp on the
+//! simulated clock plus its meter's push delay, mapped back to wall time) to the commit of the
+//! batch that stored it, so it includes the simulator's own tick and is an upper bound on
+//! broker + bridge + ingest + SQLite time.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use meter_core::Timestamp;
 use meter_local::stack::clock::SimClock;
+use meter_local::stack::publisher::{publish_delay, DEFAULT_PUSH_SPREAD};
 use meter_local::stack::{Stack, StackConfig};
 
 use crate::up::fleet_config;
@@ -88,12 +90,11 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
             };
             let mut out: Vec<f64> = parts
                 .iter()
-                .filter_map(|(_, payload)| first_ts(payload))
-                .map(|ts| {
-                    stored_at
-                        .saturating_duration_since(clock.wall_instant_of(ts))
-                        .as_secs_f64()
-                        * 1_000.0
+                .filter_map(|(topic, payload)| {
+                    let meter = meter_core::telemetry::meter_id_from_topic(topic)?;
+                    let due = clock.wall_instant_of(first_ts(payload)?)
+                        + publish_delay(meter, DEFAULT_PUSH_SPREAD, &clock);
+                    Some(stored_at.saturating_duration_since(due).as_secs_f64() * 1_000.0)
                 })
                 .collect();
             if let Ok(mut l) = latencies.lock() {

@@ -123,6 +123,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         stopping: stopping.clone(),
         state_path: args.state.clone(),
         tick: Duration::from_millis(100),
+        push_spread: publisher::DEFAULT_PUSH_SPREAD,
     };
     let task = tokio::spawn(runner.run(MqttTarget {
         host: host.clone(),

@@ -59,6 +59,8 @@ pub struct StackConfig {
     pub publishers: usize,
     /// How often (wall time) the fleet publishes what is due.
     pub tick: Duration,
+    /// How far (simulated time) the meters' pushes are spread after each interval ends.
+    pub push_spread: Duration,
     /// Ingest settings (limits, event thresholds, registry mode).
     pub ingest: IngestConfig,
     /// Scheduled jobs (forecast, anomaly scan) run on simulated time.
@@ -81,6 +83,7 @@ impl StackConfig {
             speed: 1.0,
             publishers: 4,
             tick: Duration::from_millis(100),
+            push_spread: publisher::DEFAULT_PUSH_SPREAD,
             ingest: IngestConfig {
                 registry_mode: RegistryMode::AutoRegister,
                 ..IngestConfig::default()
@@ -258,6 +261,7 @@ impl Stack {
                 stopping: stopping_fleet.clone(),
                 state_path: Some(state_path.clone()),
                 tick: cfg.tick,
+                push_spread: cfg.push_spread,
             };
             tokio::spawn(runner.run(MqttTarget {
                 host: loopback_host(mqtt_addr),

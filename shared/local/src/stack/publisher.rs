@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meter_sim::{Fleet, FleetConfig, FleetState};
+use std::collections::BinaryHeap;
+
+use meter_sim::{Fleet, FleetConfig, FleetState, Message};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, Transport};
 use serde::{Deserialize, Serialize};
 
@@ -135,7 +137,47 @@ pub struct FleetRunner {
     pub state_path: Option<PathBuf>,
     /// How often (wall time) the fleet publishes what is due.
     pub tick: Duration,
+    /// Each meter waits a fixed share of this (simulated time) after its interval ends before
+    /// pushing, as real meters randomise their push to spare the head end a burst at every
+    /// interval boundary. Zero: every meter pushes at once.
+    pub push_spread: Duration,
 }
+
+/// Default push spread: readings reach the broker within 5 simulated minutes of their interval.
+pub const DEFAULT_PUSH_SPREAD: Duration = Duration::from_secs(300);
+
+/// A meter's push delay in wall time: its stable share of `spread` (simulated), over the speed.
+pub fn publish_delay(meter_id: &str, spread: Duration, clock: &SimClock) -> Duration {
+    let share = (fnv1a(meter_id) % 10_000) as f64 / 10_000.0;
+    Duration::from_secs_f64(spread.as_secs_f64() * share / clock.speed())
+}
+
+struct Delayed {
+    due: Instant,
+    order: u64,
+    message: Message,
+}
+
+// Ordered so the BinaryHeap (a max-heap) pops the earliest release first, then publish order.
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.due, other.order).cmp(&(self.due, self.order))
+    }
+}
+
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.order) == (other.due, other.order)
+    }
+}
+
+impl Eq for Delayed {}
 
 struct Connection {
     client: AsyncClient,
@@ -165,6 +207,9 @@ impl FleetRunner {
         let mut last_save = Instant::now();
         let mut interval = tokio::time::interval(self.tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // Messages waiting for their meter's push delay, by wall-clock release time.
+        let mut pending: BinaryHeap<Delayed> = BinaryHeap::new();
+        let mut order = 0_u64;
         while !self.stopping.load(Ordering::Relaxed) {
             interval.tick().await;
             let now = self.clock.now();
@@ -174,25 +219,32 @@ impl FleetRunner {
             };
             self.metrics.set_sim_time(now);
             self.metrics.set_meters_online(online);
-            let count = messages.len() as u64;
+            let ticked = Instant::now();
             for m in messages {
-                let c = &conns[shard(m.meter_id.as_str(), n)];
-                if c.client
-                    .publish(m.topic, QoS::AtLeastOnce, false, m.payload)
-                    .await
-                    .is_err()
-                {
-                    tracing::warn!(meter_id = %m.meter_id, "publish failed: connection closed");
-                    continue;
-                }
-                c.published.fetch_add(1, Ordering::Relaxed);
+                let delay = publish_delay(m.meter_id.as_str(), self.push_spread, &self.clock);
+                order += 1;
+                pending.push(Delayed {
+                    due: ticked + delay,
+                    order,
+                    message: m,
+                });
             }
-            self.metrics.record_published(count);
+            let mut due = Vec::new();
+            while pending.peek().is_some_and(|d| d.due <= ticked) {
+                if let Some(d) = pending.pop() {
+                    due.push(d.message);
+                }
+            }
+            self.publish(&conns, due).await;
             if last_save.elapsed() > Duration::from_secs(2) {
                 self.save(now)?;
                 last_save = Instant::now();
             }
         }
+        // Whatever is still waiting for its push delay goes now, so the saved state never
+        // claims a reading that was not published.
+        let rest: Vec<Message> = std::iter::from_fn(|| pending.pop().map(|d| d.message)).collect();
+        self.publish(&conns, rest).await;
         // Let the broker acknowledge what is in flight before saying goodbye.
         let deadline = Instant::now() + Duration::from_secs(10);
         while conns
@@ -213,6 +265,23 @@ impl FleetRunner {
         }
         self.metrics.set_meters_online(0);
         Ok(summary)
+    }
+
+    async fn publish(&self, conns: &[Connection], messages: Vec<Message>) {
+        let count = messages.len() as u64;
+        for m in messages {
+            let c = &conns[shard(m.meter_id.as_str(), conns.len())];
+            if c.client
+                .publish(m.topic, QoS::AtLeastOnce, false, m.payload)
+                .await
+                .is_err()
+            {
+                tracing::warn!(meter_id = %m.meter_id, "publish failed: connection closed");
+                continue;
+            }
+            c.published.fetch_add(1, Ordering::Relaxed);
+        }
+        self.metrics.record_published(count);
     }
 
     fn save(&self, now: meter_core::Timestamp) -> Result<(), PublisherError> {
@@ -324,13 +393,18 @@ async fn drive(
     }
 }
 
-/// Which connection a meter uses (FNV-1a: stable, so a meter keeps its connection).
+/// Which connection a meter uses (stable, so a meter keeps its connection and its order).
 fn shard(meter_id: &str, n: usize) -> usize {
+    (fnv1a(meter_id) % n.max(1) as u64) as usize
+}
+
+/// FNV-1a: a stable hash of a meter id, the same on every run and platform.
+fn fnv1a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in meter_id.bytes() {
+    for b in s.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    (h % n as u64) as usize
+    h
 }
 
 /// A fleet from its config, resumed from `state_path` when that holds the same fleet.
@@ -370,5 +444,21 @@ mod tests {
         assert_eq!(shard("c-00001", 4), shard("c-00001", 4));
         assert!(shard("c-00002", 4) < 4);
         assert_eq!(shard("anything", 1), 0);
+    }
+
+    #[test]
+    fn push_delays_are_stable_spread_and_scaled_by_speed() {
+        let clock = SimClock::new(meter_core::Timestamp::from_millis(0), 100.0);
+        let spread = Duration::from_secs(300);
+        let a = publish_delay("c-00001", spread, &clock);
+        assert_eq!(a, publish_delay("c-00001", spread, &clock));
+        // At 100x, 300 simulated seconds are at most 3 wall seconds.
+        let delays: Vec<Duration> = (0..200)
+            .map(|i| publish_delay(&format!("c-{i:05}"), spread, &clock))
+            .collect();
+        assert!(delays.iter().all(|d| *d < Duration::from_secs(3)));
+        assert!(delays.iter().any(|d| *d < Duration::from_millis(500)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(2_500)));
+        assert_eq!(publish_delay("c-1", Duration::ZERO, &clock), Duration::ZERO);
     }
 }
