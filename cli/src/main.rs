@@ -1,6 +1,7 @@
-//! `meterflow`: the command line. Today: `demo` (the ingest pipeline end to end on this machine),
-//! `import` (real interval-energy files into the local store) and `bench ingest` (the ingest hot
-//! path's figures as JSON). The local stack (`up`) and the simulator arrive with their issues.
+//! `meterflow`: the command line: `up` (the local stack), `simulate` (a fleet against any
+//! broker), `demo` (the ingest pipeline end to end on this machine), `import` (real
+//! interval-energy files into the local store), `cost` (the monthly AWS bill of a fleet) and
+//! `bench ingest` / `bench pipeline` (figures as JSON).
 
 /// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
 /// ends quietly when the reader goes away.
@@ -12,6 +13,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod cost;
 mod demo;
 mod import;
 mod paths;
@@ -46,6 +48,9 @@ enum Command {
     /// Load an interval-energy file (SGSC export or meter_id,timestamp,kwh CSV; plain, gzip or
     /// stdin) into the local SQLite store as meter readings, through the ingest pipeline.
     Import(import::ImportArgs),
+    /// The monthly AWS cost of a fleet by service, from the dated price table and the ingest
+    /// work measured per reading (docs/cost.md).
+    Cost(cost::CostArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -71,6 +76,7 @@ fn main() -> anyhow::Result<()> {
     let result = match Cli::parse().command {
         Command::Demo(args) => demo::run(&args),
         Command::Import(args) => import::run(&args),
+        Command::Cost(args) => cost::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(&args),
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(&args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(&args))),
