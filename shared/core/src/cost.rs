@@ -51,7 +51,7 @@ pub struct IngestWork {
 }
 
 /// The measured work for 1, 4 (hourly upload of 15-minute readings) and 96 (daily upload)
-/// readings per message: 2 meters × 96 quarter-hour readings (192 for daily messages) with every
+/// readings per message: a meter's 96 quarter-hour readings (192 for daily messages) with every
 /// field and `seq` set, in order, measured 2026-11-25 by `tests/tests/cost_per_reading.rs`.
 /// Per message and meter, ingest writes the readings and their seq guards, then refreshes the
 /// hour, day and month buckets it touched: seven strongly consistent queries, then three version
@@ -514,6 +514,15 @@ mod tests {
             short.by_service["dynamodb_writes"],
             long.by_service["dynamodb_writes"]
         );
+    }
+
+    #[test]
+    fn the_measured_write_units_fall_as_batches_grow_but_never_below_reading_and_guard() {
+        for pair in MEASURED.windows(2) {
+            assert!(pair[0].readings_per_message < pair[1].readings_per_message);
+            assert!(pair[1].write_units_per_reading < pair[0].write_units_per_reading);
+        }
+        assert!(MEASURED.iter().all(|w| w.write_units_per_reading >= 2.0));
     }
 
     #[test]
