@@ -6,7 +6,9 @@
 //!   workspace crates it depends on) is set in that function's `Environment`, and nothing else is;
 //! - every DynamoDB action the adapters send to a table is allowed on that table by the function's
 //!   role, and the role allows nothing broader: no wildcards, no action the adapters never send,
-//!   no resource but the table itself.
+//!   no resource but the table itself;
+//! - every log metric filter (the quarantine-rate alarm's) selects a line the code logs, and reads
+//!   only fields that line carries.
 //!
 //! Nothing here is a hand-kept copy of the template: the action lists come from scanning
 //! `shared/aws/src` for the SDK's operation calls, the environment variables from the config
@@ -587,6 +589,53 @@ fn the_meter_policy_lets_a_thing_connect_and_publish_only_as_itself() {
                     || r.contains(&format!(":topicfilter/meters/{thing}/"))
                     || r.contains(&format!("/meters/{thing}/")) && r.contains(":topic/$aws/rules/"),
                 "{r} is not scoped to the connecting thing"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_log_metric_filter_matches_a_line_the_code_logs_with_the_fields_it_reads() {
+    let t = template();
+    let filters: Vec<(String, &Yaml)> = hash_entries(key(&t, "Resources"))
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Logs::MetricFilter"))
+        .collect();
+    assert!(
+        !filters.is_empty(),
+        "the quarantine-rate alarm needs its filters"
+    );
+    // The function logs JSON through tracing-subscriber (lambda_runtime's default subscriber),
+    // which puts an event's message and fields under "fields".
+    let code: String = sources(&root().join("shared/core/src"))
+        .into_values()
+        .chain(sources(&root().join("functions")).into_values())
+        .collect();
+    for (id, f) in filters {
+        let pattern = f["Properties"]["FilterPattern"].as_str().unwrap();
+        let message = pattern
+            .split("$.fields.message = \"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("{id}: {pattern} does not select a message"));
+        // The tracing macro call that logs it: from its `tracing::` to the message, which ends
+        // the call (a mention in a comment has no `tracing::` shortly before it).
+        let call = code
+            .match_indices(&format!("\"{message}\""))
+            .find_map(|(at, _)| {
+                let start = code[..at].rfind("tracing::")?;
+                let call = &code[start..at];
+                (call.len() < 600 && !call.contains(';')).then_some(call)
+            })
+            .unwrap_or_else(|| panic!("{id}: no code logs {message:?}"));
+        for transform in list(&f["Properties"]["MetricTransformations"]) {
+            let value = transform["MetricValue"].as_str().unwrap();
+            let field = value
+                .strip_prefix("$.fields.")
+                .unwrap_or_else(|| panic!("{id}: {value} is not an event field"));
+            assert!(
+                call.contains(&format!("{field} =")) || call.contains(&format!("{field},")),
+                "{id}: the {message:?} line has no field {field}: {call}"
             );
         }
     }
