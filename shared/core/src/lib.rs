@@ -12,6 +12,7 @@ pub mod aggregate;
 pub mod energy;
 pub mod events;
 mod fastpath;
+pub mod forecast;
 pub mod ingest;
 pub mod memory;
 pub mod ports;
