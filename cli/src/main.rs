@@ -1,6 +1,7 @@
 //! `meterflow`: the command line. Today: `demo` (the ingest pipeline end to end on this machine),
-//! `import` (real interval-energy files into the local store) and `bench ingest` (the ingest hot
-//! path's figures as JSON). The local stack (`up`) and the simulator arrive with their issues.
+//! `import` (real interval-energy files into the local store), `forecast` and `eval forecast`
+//! (day-ahead backtests of the forecasting models on such files) and `bench ingest|pipeline|
+//! forecast` (figures as JSON). The local stack (`up`) and the simulator arrive with their issues.
 
 /// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
 /// ends quietly when the reader goes away.
@@ -13,6 +14,8 @@ macro_rules! say {
 
 mod bench;
 mod demo;
+mod forecast;
+mod forecast_bench;
 mod import;
 mod paths;
 mod pipeline;
@@ -46,9 +49,22 @@ enum Command {
     /// Load an interval-energy file (SGSC export or meter_id,timestamp,kwh CSV; plain, gzip or
     /// stdin) into the local SQLite store as meter readings, through the ingest pipeline.
     Import(import::ImportArgs),
+    /// Day-ahead forecasts issued at local midnight on each of the last N days of every series
+    /// in an interval file (SGSC or meter_id,timestamp,kwh CSV), from earlier data only, as CSV.
+    Forecast(forecast::ForecastArgs),
+    /// Evaluations.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// The `forecast` backtest, scored: NRMSE, MASE and P10-P90 coverage of the selected model
+    /// and of every model and baseline side by side, with wall time.
+    Forecast(forecast::EvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -57,6 +73,8 @@ enum BenchCommand {
     Ingest(bench::BenchArgs),
     /// The local stack end to end: simulated meters over MQTT into ingest and SQLite.
     Pipeline(pipeline::PipelineArgs),
+    /// Forecasting speed on real data: daily forecasts and model re-selection, meters/s.
+    Forecast(forecast_bench::BenchForecastArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,6 +90,9 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Import(args) => import::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(&args),
+        Command::Forecast(args) => forecast::run_forecast(&args),
+        Command::Eval(EvalCommand::Forecast(args)) => forecast::run_eval(&args),
+        Command::Bench(BenchCommand::Forecast(args)) => forecast_bench::run(&args),
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(&args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(&args))),
         Command::Bench(BenchCommand::Pipeline(args)) => {

@@ -123,6 +123,22 @@ impl Grid {
         })
     }
 
+    /// Slots `from..to` as a grid of their own (clamped to the grid).
+    pub fn window(&self, from: usize, to: usize) -> Self {
+        let to = to.min(self.values.len());
+        let from = from.min(to);
+        Self {
+            first_end: self.end_of(from),
+            values: self.values[from..to].to_vec(),
+            observed: self.observed[from..to].to_vec(),
+            calendar: Calendar {
+                first_start_local_ms: self.calendar.first_start_local_ms
+                    + from as i64 * self.calendar.interval_ms,
+                ..self.calendar
+            },
+        }
+    }
+
     /// The end of slot `i`.
     pub fn end_of(&self, i: usize) -> Timestamp {
         self.first_end
