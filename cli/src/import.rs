@@ -195,7 +195,7 @@ pub fn run(args: &ImportArgs) -> anyhow::Result<()> {
 
 /// Opens a file or stdin (`-`), un-gzipping when the first bytes are gzip's magic number. A
 /// file's progress is counted in its own (compressed) bytes, which is what its size is in.
-fn open_input(path: &Path, bar: &ProgressBar) -> anyhow::Result<Box<dyn Read>> {
+pub(crate) fn open_input(path: &Path, bar: &ProgressBar) -> anyhow::Result<Box<dyn Read>> {
     let raw: Box<dyn Read> = if path.as_os_str() == "-" {
         bar.set_style(spinner_style());
         Box::new(std::io::stdin().lock())

@@ -1,7 +1,8 @@
 //! `meterflow`: the command line: `up` (the local stack), `simulate` (a fleet against any
 //! broker), `demo` (the ingest pipeline end to end on this machine), `import` (real
-//! interval-energy files into the local store), `cost` (the monthly AWS bill of a fleet) and
-//! `bench ingest` / `bench pipeline` (figures as JSON).
+//! interval-energy files into the local store), `forecast` and `eval forecast` (day-ahead
+//! backtests of the forecasting models on such files), `cost` (the monthly AWS bill of a fleet)
+//! and `bench ingest|pipeline|forecast` (figures as JSON).
 
 /// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
 /// ends quietly when the reader goes away.
@@ -15,6 +16,8 @@ macro_rules! say {
 mod bench;
 mod cost;
 mod demo;
+mod forecast;
+mod forecast_bench;
 mod import;
 mod paths;
 mod pipeline;
@@ -51,9 +54,22 @@ enum Command {
     /// The monthly AWS cost of a fleet by service, from the dated price table and the ingest
     /// work measured per reading (docs/cost.md).
     Cost(cost::CostArgs),
+    /// Day-ahead forecasts issued at local midnight on each of the last N days of every series
+    /// in an interval file (SGSC or meter_id,timestamp,kwh CSV), from earlier data only, as CSV.
+    Forecast(forecast::ForecastArgs),
+    /// Evaluations.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// The `forecast` backtest, scored: NRMSE, MASE and P10-P90 coverage of the selected model
+    /// and of every model and baseline side by side, with wall time.
+    Forecast(forecast::EvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -62,6 +78,8 @@ enum BenchCommand {
     Ingest(bench::BenchArgs),
     /// The local stack end to end: simulated meters over MQTT into ingest and SQLite.
     Pipeline(pipeline::PipelineArgs),
+    /// Forecasting speed on real data: daily forecasts and model re-selection, meters/s.
+    Forecast(forecast_bench::BenchForecastArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,6 +96,9 @@ fn main() -> anyhow::Result<()> {
         Command::Import(args) => import::run(&args),
         Command::Cost(args) => cost::run(&args),
         Command::Bench(BenchCommand::Ingest(args)) => bench::run(&args),
+        Command::Forecast(args) => forecast::run_forecast(&args),
+        Command::Eval(EvalCommand::Forecast(args)) => forecast::run_eval(&args),
+        Command::Bench(BenchCommand::Forecast(args)) => forecast_bench::run(&args),
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(&args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(&args))),
         Command::Bench(BenchCommand::Pipeline(args)) => {

@@ -13,6 +13,7 @@ pub mod cost;
 pub mod energy;
 pub mod events;
 mod fastpath;
+pub mod forecast;
 pub mod ingest;
 pub mod memory;
 pub mod ports;

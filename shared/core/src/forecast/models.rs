@@ -1,0 +1,212 @@
+//! The forecasting models: baselines and the real models, each a pure function from a history
+//! (the grid's values before the issue time) to a point forecast of the next `horizon` slots.
+//!
+//! - Baselines: last value, seasonal naive (1 day, 1 week), the 7-day persistence ensemble
+//!   (mean of the same slot over the last 7 days), and the original design's straight line
+//!   `Y = b0 + b1·t` through the last day (smartcore's `LinearRegression`).
+//! - MSTL (daily + weekly seasons) with AutoETS on the deseasonalised remainder, from the
+//!   `augurs` crates, fitted on the last [`MSTL_TRAIN_DAYS`] days.
+//! - A lag/calendar ridge regression, see [`ridge`](super::ridge).
+//!
+//! Every forecast is clamped at 0 kWh: a consumption meter never measures less.
+
+use augurs_core::{Fit, Predict};
+use augurs_ets::AutoETS;
+use augurs_mstl::MSTLModel;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linear::linear_regression::{LinearRegression, LinearRegressionParameters};
+
+use super::grid::Calendar;
+use super::ridge;
+
+/// Days of history MSTL is fitted on: four weekly cycles are enough for STL's weekly season,
+/// and its cost grows with the length.
+pub const MSTL_TRAIN_DAYS: usize = 28;
+
+/// A forecasting model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ModelKind {
+    /// The last value, repeated.
+    LastValue,
+    /// The same slot one day earlier.
+    SeasonalNaiveDay,
+    /// The same slot one week earlier.
+    SeasonalNaiveWeek,
+    /// Mean of the same slot over the last 7 days (fewer when the history is shorter).
+    Persistence7,
+    /// The original design: a straight line through the last day, extrapolated.
+    LinearTrend,
+    /// MSTL (daily + weekly) with AutoETS on the remainder.
+    MstlEts,
+    /// Ridge regression on lags and calendar terms, forecast recursively.
+    Ridge,
+}
+
+impl ModelKind {
+    /// Every model, baselines first.
+    pub const ALL: [ModelKind; 7] = [
+        Self::LastValue,
+        Self::SeasonalNaiveDay,
+        Self::SeasonalNaiveWeek,
+        Self::Persistence7,
+        Self::LinearTrend,
+        Self::MstlEts,
+        Self::Ridge,
+    ];
+
+    /// A stable snake_case name for files and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LastValue => "last_value",
+            Self::SeasonalNaiveDay => "seasonal_naive_1d",
+            Self::SeasonalNaiveWeek => "seasonal_naive_1w",
+            Self::Persistence7 => "persistence7",
+            Self::LinearTrend => "linear_trend",
+            Self::MstlEts => "mstl_ets",
+            Self::Ridge => "ridge",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The shortest history (in slots) the model needs, for `day` slots per day.
+    pub fn min_history(self, day: usize) -> usize {
+        match self {
+            Self::LastValue => 1,
+            Self::SeasonalNaiveDay | Self::Persistence7 => day,
+            Self::LinearTrend => 2,
+            Self::SeasonalNaiveWeek => 7 * day,
+            Self::MstlEts => 14 * day,
+            Self::Ridge => ridge::MIN_HISTORY_DAYS * day,
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a model could not forecast.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// Less history than the model needs.
+    #[error("{model} needs {needed} slots of history, got {got}")]
+    TooShort {
+        /// The model.
+        model: ModelKind,
+        /// Slots it needs.
+        needed: usize,
+        /// Slots given.
+        got: usize,
+    },
+    /// The fit itself failed (a library's complaint, kept as text since its error types vary).
+    #[error("{model} failed to fit: {reason}")]
+    Fit {
+        /// The model.
+        model: ModelKind,
+        /// The library's message.
+        reason: String,
+    },
+}
+
+/// Point forecast of `horizon` slots after `hist` with `model`. `cal` is the calendar of the
+/// grid `hist` starts at.
+pub fn point_forecast(
+    model: ModelKind,
+    hist: &[f64],
+    cal: &Calendar,
+    horizon: usize,
+) -> Result<Vec<f64>, ModelError> {
+    let day = cal.seasons.day;
+    let needed = model.min_history(day);
+    if hist.len() < needed {
+        return Err(ModelError::TooShort {
+            model,
+            needed,
+            got: hist.len(),
+        });
+    }
+    let mut out = match model {
+        ModelKind::LastValue => vec![hist[hist.len() - 1]; horizon],
+        ModelKind::SeasonalNaiveDay => seasonal_naive(hist, day, horizon),
+        ModelKind::SeasonalNaiveWeek => seasonal_naive(hist, 7 * day, horizon),
+        ModelKind::Persistence7 => persistence(hist, day, 7, horizon),
+        ModelKind::LinearTrend => linear_trend(hist, day, horizon)?,
+        ModelKind::MstlEts => mstl_ets(hist, day, horizon)?,
+        ModelKind::Ridge => ridge::forecast(hist, cal, horizon)?,
+    };
+    for v in &mut out {
+        *v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+    }
+    Ok(out)
+}
+
+/// `y[n + k - period]`, repeating the last period for horizons longer than it.
+fn seasonal_naive(hist: &[f64], period: usize, horizon: usize) -> Vec<f64> {
+    let last = &hist[hist.len() - period..];
+    (0..horizon).map(|k| last[k % period]).collect()
+}
+
+/// Mean of the same slot over the last `days` days (as many as the history holds).
+pub(crate) fn persistence(hist: &[f64], day: usize, days: usize, horizon: usize) -> Vec<f64> {
+    let n = hist.len();
+    let days = days.min(n / day).max(1);
+    (0..horizon)
+        .map(|k| {
+            let slot = k % day;
+            let sum: f64 = (1..=days).map(|j| hist[n - j * day + slot]).sum();
+            sum / days as f64
+        })
+        .collect()
+}
+
+/// Least squares line through the last day (or all of a shorter history), extrapolated.
+fn linear_trend(hist: &[f64], day: usize, horizon: usize) -> Result<Vec<f64>, ModelError> {
+    let recent = &hist[hist.len().saturating_sub(day)..];
+    let fail = |e: smartcore::error::Failed| ModelError::Fit {
+        model: ModelKind::LinearTrend,
+        reason: e.to_string(),
+    };
+    let x = DenseMatrix::new(
+        recent.len(),
+        1,
+        (0..recent.len()).map(|t| t as f64).collect(),
+        true,
+    )
+    .map_err(fail)?;
+    let fit = LinearRegression::fit(&x, &recent.to_vec(), LinearRegressionParameters::default())
+        .map_err(fail)?;
+    let future = DenseMatrix::new(
+        horizon,
+        1,
+        (recent.len()..recent.len() + horizon)
+            .map(|t| t as f64)
+            .collect(),
+        true,
+    )
+    .map_err(fail)?;
+    fit.predict(&future).map_err(fail)
+}
+
+/// MSTL with daily and weekly seasons, AutoETS (no seasonality) on trend + remainder.
+fn mstl_ets(hist: &[f64], day: usize, horizon: usize) -> Result<Vec<f64>, ModelError> {
+    let train = &hist[hist.len().saturating_sub(MSTL_TRAIN_DAYS * day)..];
+    let model = MSTLModel::new(
+        vec![day, 7 * day],
+        AutoETS::non_seasonal().into_trend_model(),
+    );
+    let fail = |reason: String| ModelError::Fit {
+        model: ModelKind::MstlEts,
+        reason,
+    };
+    let fitted = model.fit(train).map_err(|e| fail(e.to_string()))?;
+    let forecast = fitted
+        .predict(horizon, None)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(forecast.point)
+}

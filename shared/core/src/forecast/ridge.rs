@@ -1,0 +1,196 @@
+//! Lag/calendar ridge regression, fitted per meter on its recent history and forecast
+//! recursively (each step's forecast feeds the next step's short lags).
+//!
+//! Features of slot `t`: an intercept; lags 1, 2, 1 day and 1 week; the 7-day persistence
+//! ensemble (mean of the same slot over the last 7 days); three daily harmonics (sin and cos) of
+//! the time of day; and a weekend flag.
+//!
+//! The normal equations are solved here (accumulate `XᵀX` and `Xᵀy` in one pass, Cholesky on a
+//! 13×13 matrix) rather than with smartcore's `RidgeRegression`: that builds the dense design
+//! matrix and goes through generic matrix code; `meterflow bench forecast` measures both on the
+//! same data (`ridge_solver` in its JSON), and this fit is several times faster, which matters
+//! for the daily forecast's budget of 1 ms per meter.
+
+use smartcore::linalg::basic::arrays::Array;
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linear::ridge_regression::{RidgeRegression, RidgeRegressionParameters};
+
+use super::grid::Calendar;
+use super::models::{ModelError, ModelKind};
+
+/// Number of features, the intercept included.
+pub const FEATURES: usize = 13;
+
+/// Days of history the fit uses at most: 16 weeks scored 0.8 points of NRMSE better than 8 on
+/// the shared SGSC data (docs/forecasting.md) and still follows a household's seasons.
+pub const TRAIN_DAYS: usize = 112;
+
+/// The shortest history the model fits on: a week for the weekly lag plus a week of rows.
+pub const MIN_HISTORY_DAYS: usize = 14;
+
+/// Ridge penalty, relative to each feature's own `XᵀX` diagonal (so it does not depend on the
+/// features' scales); the intercept is not penalised.
+pub const LAMBDA: f64 = 0.01;
+
+/// The features of slot `t` from the values before it (`y[..t]`, forecasts included).
+fn features(y: &[f64], t: usize, cal: &Calendar, out: &mut [f64; FEATURES]) {
+    let day = cal.seasons.day;
+    let mut p7 = 0.0;
+    for k in 1..=7 {
+        p7 += y[t - k * day];
+    }
+    let tod = cal.slot_of_day(t) as f64 / day as f64 * std::f64::consts::TAU;
+    let (s1, c1) = tod.sin_cos();
+    let (s2, c2) = (2.0 * tod).sin_cos();
+    let (s3, c3) = (3.0 * tod).sin_cos();
+    *out = [
+        1.0,
+        y[t - 1],
+        y[t - 2],
+        y[t - day],
+        y[t - 7 * day],
+        p7 / 7.0,
+        s1,
+        c1,
+        s2,
+        c2,
+        s3,
+        c3,
+        if cal.is_weekend(t) { 1.0 } else { 0.0 },
+    ];
+}
+
+/// The first training row for a history of `n` slots.
+fn first_row(n: usize, day: usize) -> usize {
+    (7 * day).max(n.saturating_sub(TRAIN_DAYS * day))
+}
+
+/// Fits the coefficients on `hist` by the normal equations.
+// Index loops read as the textbook formulas; iterator chains over two matrices would not.
+#[allow(clippy::needless_range_loop)]
+pub fn fit(hist: &[f64], cal: &Calendar) -> Result<[f64; FEATURES], ModelError> {
+    let day = cal.seasons.day;
+    let n = hist.len();
+    let mut xtx = [[0.0f64; FEATURES]; FEATURES];
+    let mut xty = [0.0f64; FEATURES];
+    let mut x = [0.0f64; FEATURES];
+    for t in first_row(n, day)..n {
+        features(hist, t, cal, &mut x);
+        let yt = hist[t];
+        for i in 0..FEATURES {
+            let xi = x[i];
+            xty[i] += xi * yt;
+            for j in i..FEATURES {
+                xtx[i][j] += xi * x[j];
+            }
+        }
+    }
+    for i in 0..FEATURES {
+        for j in 0..i {
+            xtx[i][j] = xtx[j][i];
+        }
+    }
+    for (i, row) in xtx.iter_mut().enumerate().skip(1) {
+        // A feature that never varies from 0 (a flat history) still gets a positive diagonal.
+        row[i] += LAMBDA * row[i] + 1e-9;
+    }
+    solve_spd(xtx, xty).ok_or(ModelError::Fit {
+        model: ModelKind::Ridge,
+        reason: "the normal equations are singular".to_owned(),
+    })
+}
+
+/// Forecasts `horizon` slots with coefficients `beta`, feeding forecasts back as lags.
+pub fn predict(hist: &[f64], cal: &Calendar, beta: &[f64; FEATURES], horizon: usize) -> Vec<f64> {
+    let n = hist.len();
+    let mut y = Vec::with_capacity(n + horizon);
+    // Only the last week is read by the lags.
+    let keep = n.saturating_sub(7 * cal.seasons.day);
+    y.extend_from_slice(&hist[keep..]);
+    let shifted = Calendar {
+        first_start_local_ms: cal.first_start_local_ms + keep as i64 * cal.interval_ms,
+        ..*cal
+    };
+    let mut x = [0.0f64; FEATURES];
+    for _ in 0..horizon {
+        let t = y.len();
+        features(&y, t, &shifted, &mut x);
+        let v: f64 = x.iter().zip(beta).map(|(a, b)| a * b).sum();
+        y.push(if v.is_finite() { v.max(0.0) } else { 0.0 });
+    }
+    y.split_off(n - keep)
+}
+
+/// Fit and predict.
+pub fn forecast(hist: &[f64], cal: &Calendar, horizon: usize) -> Result<Vec<f64>, ModelError> {
+    let beta = fit(hist, cal)?;
+    Ok(predict(hist, cal, &beta, horizon))
+}
+
+/// The same fit through smartcore's `RidgeRegression` (Cholesky), for the benchmark that
+/// justifies solving by hand. Its penalty is a plain `alpha`, so coefficients differ slightly.
+pub fn fit_smartcore(hist: &[f64], cal: &Calendar) -> Result<Vec<f64>, ModelError> {
+    let day = cal.seasons.day;
+    let n = hist.len();
+    let rows = first_row(n, day)..n;
+    let mut data = Vec::with_capacity(rows.len() * (FEATURES - 1));
+    let mut x = [0.0f64; FEATURES];
+    for t in rows.clone() {
+        features(hist, t, cal, &mut x);
+        data.extend_from_slice(&x[1..]);
+    }
+    let fail = |e: smartcore::error::Failed| ModelError::Fit {
+        model: ModelKind::Ridge,
+        reason: e.to_string(),
+    };
+    let m = DenseMatrix::new(rows.len(), FEATURES - 1, data, false).map_err(fail)?;
+    let y = hist[rows].to_vec();
+    let params = RidgeRegressionParameters::default()
+        .with_alpha(LAMBDA)
+        .with_normalize(false);
+    let fitted = RidgeRegression::fit(&m, &y, params).map_err(fail)?;
+    let mut beta = vec![*fitted.intercept()];
+    beta.extend(fitted.coefficients().iterator(0).copied());
+    Ok(beta)
+}
+
+/// Solves `a · x = b` for a symmetric positive-definite `a` by Cholesky; `None` if it is not.
+#[allow(clippy::needless_range_loop)]
+fn solve_spd(
+    mut a: [[f64; FEATURES]; FEATURES],
+    mut b: [f64; FEATURES],
+) -> Option<[f64; FEATURES]> {
+    for j in 0..FEATURES {
+        let mut d = a[j][j];
+        for k in 0..j {
+            d -= a[j][k] * a[j][k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j][j] = d;
+        for i in j + 1..FEATURES {
+            let mut s = a[i][j];
+            for k in 0..j {
+                s -= a[i][k] * a[j][k];
+            }
+            a[i][j] = s / d;
+        }
+    }
+    for i in 0..FEATURES {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= a[i][k] * b[k];
+        }
+        b[i] = s / a[i][i];
+    }
+    for i in (0..FEATURES).rev() {
+        let mut s = b[i];
+        for k in i + 1..FEATURES {
+            s -= a[k][i] * b[k];
+        }
+        b[i] = s / a[i][i];
+    }
+    Some(b)
+}

@@ -1,0 +1,241 @@
+//! Known-answer and no-look-ahead tests for the forecasting models and the model choice.
+
+use chrono_tz::Tz;
+
+use super::backtest::{backtest_meter, BacktestConfig, Scored};
+use super::*;
+use crate::types::Timestamp;
+
+const HALF_HOUR: i64 = 1_800_000;
+const DAY: usize = 48;
+
+/// A half-hourly grid starting at a UTC midnight (2026-03-02, a Monday) with the given values.
+fn grid(values: &[f64]) -> Grid {
+    let first = Timestamp::parse_rfc3339("2026-03-02T00:30:00Z").unwrap();
+    let points: Vec<(Timestamp, f64)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (first.add_millis(i as i64 * HALF_HOUR), *v))
+        .collect();
+    Grid::from_points(&points, HALF_HOUR, Tz::UTC).unwrap()
+}
+
+fn daily_sine(days: usize) -> Vec<f64> {
+    (0..days * DAY)
+        .map(|i| 1.0 + 0.5 * (i as f64 / DAY as f64 * std::f64::consts::TAU).sin())
+        .collect()
+}
+
+/// A deterministic pseudo-random household-like series: a daily shape plus noise and spikes.
+fn noisy(days: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..days * DAY)
+        .map(|i| {
+            let tod = (i % DAY) as f64 / DAY as f64;
+            let evening = if (0.7..0.9).contains(&tod) { 0.8 } else { 0.0 };
+            let spike = if next() < 0.05 { 2.0 * next() } else { 0.0 };
+            0.2 + evening + 0.3 * next() + spike
+        })
+        .collect()
+}
+
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn a_pure_daily_sine_is_forecast_almost_exactly_by_every_seasonal_model() {
+    let values = daily_sine(35);
+    let g = grid(&values);
+    let (hist, truth) = values.split_at(28 * DAY);
+    let truth = &truth[..DAY];
+    for (model, tolerance) in [
+        (ModelKind::SeasonalNaiveDay, 1e-9),
+        (ModelKind::SeasonalNaiveWeek, 1e-9),
+        (ModelKind::Persistence7, 1e-9),
+        (ModelKind::Ridge, 0.01),
+        (ModelKind::MstlEts, 0.02),
+    ] {
+        let f = point_forecast(model, hist, &g.calendar, DAY).unwrap();
+        let err = max_abs_diff(&f, truth);
+        assert!(err < tolerance, "{model}: max error {err}");
+    }
+    let sel = select(hist, &g.calendar, &SelectConfig::default());
+    assert_eq!(sel.fallback, None);
+    let f = forecast_meter(&g, 28 * DAY, &sel, DAY, Tz::UTC, &NoTariff).unwrap();
+    let p50: Vec<f64> = f.steps.iter().map(|s| s.p50).collect();
+    assert!(max_abs_diff(&p50, truth) < 0.02, "{:?}", sel.model);
+}
+
+#[test]
+fn a_flat_series_gives_a_flat_forecast_with_no_spread() {
+    let values = vec![0.7; 30 * DAY];
+    let g = grid(&values);
+    for model in ModelKind::ALL {
+        let f = point_forecast(model, &values, &g.calendar, 2 * DAY).unwrap();
+        let err = f.iter().map(|v| (v - 0.7).abs()).fold(0.0, f64::max);
+        assert!(err < 1e-4, "{model}: max error {err}");
+    }
+    let sel = select(&values, &g.calendar, &SelectConfig::default());
+    let f = forecast_meter(&g, values.len(), &sel, 2 * DAY, Tz::UTC, &NoTariff).unwrap();
+    for s in &f.steps {
+        assert!(
+            (s.p10 - 0.7).abs() < 1e-4 && (s.p90 - 0.7).abs() < 1e-4,
+            "{s:?}"
+        );
+    }
+    assert!((f.next_day_kwh - 0.7 * DAY as f64).abs() < 1e-3);
+}
+
+#[test]
+fn short_histories_fall_back_to_last_value_then_seasonal_naive_then_persistence() {
+    let values = noisy(40, 7);
+    let g = grid(&values);
+    let cfg = SelectConfig::default();
+    for (days, model, fallback) in [
+        (0.5, ModelKind::LastValue, Some(select::Fallback::UnderADay)),
+        (
+            3.0,
+            ModelKind::SeasonalNaiveDay,
+            Some(select::Fallback::UnderAWeek),
+        ),
+        (
+            10.0,
+            ModelKind::Persistence7,
+            Some(select::Fallback::TooFewBacktestDays),
+        ),
+    ] {
+        let n = (days * DAY as f64) as usize;
+        let sel = select(&values[..n], &g.calendar, &cfg);
+        assert_eq!((sel.model, sel.fallback), (model, fallback), "{days} days");
+        let f = forecast_meter(&g, n, &sel, DAY, Tz::UTC, &NoTariff).unwrap();
+        assert_eq!(f.model, model);
+        assert_eq!(f.steps.len(), DAY);
+        assert!(f.steps.iter().all(|s| s.p10 <= s.p50 && s.p50 <= s.p90));
+    }
+    let sel = select(&values[..30 * DAY], &g.calendar, &cfg);
+    assert_eq!(sel.fallback, None);
+    assert_eq!(sel.origins, 14);
+}
+
+#[test]
+fn forecasts_never_use_data_after_the_issue_time() {
+    // A seeded property test: for random series and issue times, changing every value after
+    // the issue time changes neither the model choice nor any forecast or band.
+    for seed in 0..4u64 {
+        let values = noisy(24, seed);
+        let issue = 17 * DAY + (seed as usize * 13) % DAY;
+        let mut changed = values.clone();
+        for (k, v) in changed[issue..].iter_mut().enumerate() {
+            *v = 5.0 + (k % 7) as f64;
+        }
+        let (a, b) = (grid(&values), grid(&changed));
+        let cfg = SelectConfig {
+            also_calibrate: ModelKind::ALL.to_vec(),
+            ..SelectConfig::default()
+        };
+        let sa = select(&a.values[..issue], &a.calendar, &cfg);
+        let sb = select(&b.values[..issue], &b.calendar, &cfg);
+        assert_eq!(sa, sb, "seed {seed}");
+        let fa = forecast_meter(&a, issue, &sa, 2 * DAY, Tz::UTC, &NoTariff).unwrap();
+        let fb = forecast_meter(&b, issue, &sb, 2 * DAY, Tz::UTC, &NoTariff).unwrap();
+        assert_eq!(fa, fb, "seed {seed}");
+        for model in ModelKind::ALL {
+            let pa = point_forecast(model, &a.values[..issue], &a.calendar, DAY);
+            let pb = point_forecast(model, &b.values[..issue], &b.calendar, DAY);
+            assert_eq!(pa, pb, "seed {seed}, {model}");
+        }
+    }
+}
+
+#[test]
+fn the_month_totals_and_the_bill_hook_see_the_rest_of_the_local_month() {
+    struct PerKwh(f64);
+    impl BillProjector for PerKwh {
+        fn project(&self, month: MonthToEnd<'_>) -> Option<BillProjection> {
+            let rest: f64 = month.rest_of_month.iter().map(|p| p.1).sum();
+            Some(BillProjection {
+                amount: self.0 * (month.month_to_date_kwh + rest),
+                currency: "EUR".to_owned(),
+            })
+        }
+    }
+    // From 2026-03-02 00:00 UTC; issued after 20 days, at 2026-03-22 00:00: 21 March days
+    // measured (1 March is absent) and 10 days left.
+    let values = vec![1.0; 20 * DAY];
+    let g = grid(&values);
+    let sel = select(&values, &g.calendar, &SelectConfig::default());
+    let f = forecast_meter(&g, values.len(), &sel, DAY, Tz::UTC, &PerKwh(0.5)).unwrap();
+    assert_eq!(
+        f.issued_at,
+        Timestamp::parse_rfc3339("2026-03-22T00:00:00Z").unwrap()
+    );
+    assert!((f.month_to_date_kwh - 20.0 * DAY as f64).abs() < 1e-9);
+    assert!((f.rest_of_month_kwh - 10.0 * DAY as f64).abs() < 1e-3);
+    let bill = f.bill.unwrap();
+    assert!((bill.amount - 0.5 * 30.0 * DAY as f64).abs() < 1e-3);
+    let none = forecast_meter(&g, values.len(), &sel, DAY, Tz::UTC, &NoTariff).unwrap();
+    assert_eq!(none.bill, None);
+}
+
+#[test]
+fn the_backtest_issues_at_local_midnights_and_scores_every_model() {
+    let values = daily_sine(24);
+    let g = grid(&values);
+    let cfg = BacktestConfig {
+        days: 3,
+        horizon: DAY,
+        reselect_every: 7,
+        select: SelectConfig {
+            candidates: vec![ModelKind::SeasonalNaiveDay, ModelKind::Persistence7],
+            ..SelectConfig::default()
+        },
+        all_models: true,
+    };
+    let bt = backtest_meter(&g, &cfg);
+    let issues: Vec<usize> = bt.forecasts.iter().map(|f| f.issue).collect();
+    assert_eq!(issues, [21 * DAY, 22 * DAY, 23 * DAY]);
+    let selected = bt.scores[&Scored::Selected];
+    assert_eq!(selected.n, 3 * DAY as u64);
+    assert!(selected.nrmse().unwrap() < 1e-9);
+    assert!(
+        bt.scores[&Scored::Model(ModelKind::LinearTrend)]
+            .nrmse()
+            .unwrap()
+            > 0.1
+    );
+    assert!(
+        bt.naive_mae.is_none_or(|m| m < 1e-9),
+        "a pure sine has no naive error"
+    );
+}
+
+#[test]
+fn bands_come_from_residual_quantiles_by_time_of_day() {
+    // Residuals -1..=1 in slot 0 and ten times larger in slot 24.
+    let mut res = Vec::new();
+    for k in 0..=20 {
+        let r = (k as f64 - 10.0) / 10.0;
+        res.push((0, r));
+        res.push((24, 10.0 * r));
+    }
+    let b = select::Bands::from_residuals(&res, DAY, 0);
+    assert!(
+        (b.lo[0] + 0.8).abs() < 1e-9 && (b.hi[0] - 0.8).abs() < 1e-9,
+        "{b:?}"
+    );
+    assert!((b.hi[24] - 8.0).abs() < 1e-9);
+    // A slot with no residuals of its own takes the pooled quantiles.
+    assert!(b.hi[12] > 0.8);
+}
