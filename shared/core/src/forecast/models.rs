@@ -6,7 +6,8 @@
 //!   `Y = b0 + b1·t` through the last day (smartcore's `LinearRegression`).
 //! - MSTL (daily + weekly seasons) with AutoETS on the deseasonalised remainder, from the
 //!   `augurs` crates, fitted on the last [`MSTL_TRAIN_DAYS`] days.
-//! - A lag/calendar ridge regression, see [`ridge`](super::ridge).
+//! - A lag/calendar ridge regression, see [`ridge`](super::ridge), and its blend (mean) with
+//!   the 7-day persistence ensemble.
 //!
 //! Every forecast is clamped at 0 kWh: a consumption meter never measures less.
 
@@ -40,11 +41,15 @@ pub enum ModelKind {
     MstlEts,
     /// Ridge regression on lags and calendar terms, forecast recursively.
     Ridge,
+    /// The mean of the ridge and 7-day persistence forecasts. Their errors are far from
+    /// perfectly correlated (ridge follows the last hours, persistence the week's shape), so
+    /// the average beats either on noisy household series.
+    RidgeBlend,
 }
 
 impl ModelKind {
     /// Every model, baselines first.
-    pub const ALL: [ModelKind; 7] = [
+    pub const ALL: [ModelKind; 8] = [
         Self::LastValue,
         Self::SeasonalNaiveDay,
         Self::SeasonalNaiveWeek,
@@ -52,6 +57,7 @@ impl ModelKind {
         Self::LinearTrend,
         Self::MstlEts,
         Self::Ridge,
+        Self::RidgeBlend,
     ];
 
     /// A stable snake_case name for files and JSON.
@@ -64,6 +70,7 @@ impl ModelKind {
             Self::LinearTrend => "linear_trend",
             Self::MstlEts => "mstl_ets",
             Self::Ridge => "ridge",
+            Self::RidgeBlend => "ridge_blend",
         }
     }
 
@@ -80,7 +87,7 @@ impl ModelKind {
             Self::LinearTrend => 2,
             Self::SeasonalNaiveWeek => 7 * day,
             Self::MstlEts => 14 * day,
-            Self::Ridge => ridge::MIN_HISTORY_DAYS * day,
+            Self::Ridge | Self::RidgeBlend => ridge::MIN_HISTORY_DAYS * day,
         }
     }
 }
@@ -139,6 +146,11 @@ pub fn point_forecast(
         ModelKind::LinearTrend => linear_trend(hist, day, horizon)?,
         ModelKind::MstlEts => mstl_ets(hist, day, horizon)?,
         ModelKind::Ridge => ridge::forecast(hist, cal, horizon)?,
+        ModelKind::RidgeBlend => {
+            let ridge = ridge::forecast(hist, cal, horizon)?;
+            let p7 = persistence(hist, day, 7, horizon);
+            ridge.iter().zip(p7).map(|(r, p)| 0.5 * (r + p)).collect()
+        }
     };
     for v in &mut out {
         *v = if v.is_finite() { v.max(0.0) } else { 0.0 };
