@@ -8,6 +8,7 @@
 
 pub mod conformance;
 pub mod fixtures;
+pub mod moto;
 
 /// Expands into one `#[tokio::test]` per conformance case. `$make` is an async fn returning a
 /// fresh, isolated `meter_core::Ports`; an optional `skip` expression (evaluated first) lets a

@@ -10,8 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::{AttributeValue, StreamViewType, TimeToLiveStatus};
 use aws_sdk_dynamodb::Client;
@@ -19,31 +17,7 @@ use meter_aws::{Retention, Tables};
 use meter_core::{EventKind, InsertOutcome, MeterEvent, QuarantineEntry, QuarantineReason};
 use meter_core::{Ports, Timestamp};
 use meterflow_tests::fixtures::{bare_reading, meter, reading, QUARTER, T0};
-
-/// Whether to skip: no moto configured. Under `CI` that is a failure, not a skip.
-fn skip_without_moto() -> bool {
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
-        return false;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "AWS_ENDPOINT_URL is not set: the DynamoDB conformance suite needs moto in CI \
-             (scripts/test starts it and sets the variable)"
-        );
-    }
-    eprintln!("skipping: AWS_ENDPOINT_URL not set (run scripts/test)");
-    true
-}
-
-/// A table-name prefix no other case or test run uses.
-fn unique_prefix() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("cf-{}-{nanos}-{n}-", std::process::id())
-}
+use meterflow_tests::moto::{skip_without_moto, unique_prefix};
 
 /// A client for this test's runtime (a client's connections belong to the runtime that made
 /// them, and every case runs on its own runtime).
@@ -53,7 +27,7 @@ async fn client() -> Client {
 
 /// Fresh tables under a unique prefix.
 async fn fresh_tables(client: &Client) -> Tables {
-    let tables = Tables::with_prefix(&unique_prefix());
+    let tables = Tables::with_prefix(&unique_prefix("cf"));
     meter_aws::create_tables(client, &tables)
         .await
         .expect("create the tables in moto");

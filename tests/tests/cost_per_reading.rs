@@ -14,9 +14,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
@@ -35,26 +33,7 @@ use meter_core::cost::{IngestWork, MEASURED};
 use meter_core::telemetry::MessageContext;
 use meter_core::{Inbound, IngestConfig, Ingestor, MeterInfo, Timestamp};
 use meterflow_tests::fixtures::{batch_payload, day_series, payload, topic, T0};
-
-fn skip_without_moto() -> bool {
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
-        return false;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("AWS_ENDPOINT_URL is not set: this test needs moto in CI (scripts/test starts it)");
-    }
-    eprintln!("skipping: AWS_ENDPOINT_URL not set (run scripts/test)");
-    true
-}
-
-fn unique_prefix() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("cost-{}-{nanos}-{n}-", std::process::id())
-}
+use meterflow_tests::moto::{skip_without_moto, unique_prefix};
 
 /// DynamoDB's size of a number: 1 byte per two significant digits, plus 1.
 fn number_size(n: &str) -> u64 {
@@ -209,7 +188,7 @@ async fn measure(per_message: usize) -> (IngestWork, BTreeMap<String, TableWork>
         .interceptor(meter.clone())
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(conf);
-    let tables = Tables::with_prefix(&unique_prefix());
+    let tables = Tables::with_prefix(&unique_prefix("cost"));
     meter_aws::create_tables(&client, &tables).await.unwrap();
     let ports = meter_aws::dynamo_ports(client, &tables, &Retention::default()).await;
     let ids: Vec<String> = (0..METERS).map(|m| format!("cost-meter-{m}")).collect();
