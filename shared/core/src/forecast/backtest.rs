@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use super::grid::Grid;
+use super::grid::{Calendar, Grid};
 use super::models::{point_forecast, ModelKind};
-use super::select::{select, SelectConfig, Selection};
+use super::select::{select, Bands, SelectConfig, Selection};
 use super::{band, point_forecast_or_rescue};
 
 /// How the backtest runs.
@@ -152,11 +152,7 @@ pub fn backtest_meter(grid: &Grid, cfg: &BacktestConfig) -> MeterBacktest {
             continue;
         };
         *out.selected.entry(model).or_default() += 1;
-        let steps: Vec<(f64, f64, f64)> = points
-            .iter()
-            .enumerate()
-            .map(|(j, p)| band(sel.bands_of(model), cal, issue + j, *p))
-            .collect();
+        let steps = banded(&points, sel.bands_of(model), cal, issue);
         score(
             grid,
             issue,
@@ -168,11 +164,7 @@ pub fn backtest_meter(grid: &Grid, cfg: &BacktestConfig) -> MeterBacktest {
                 let Ok(points) = point_forecast(m, hist, cal, cfg.horizon) else {
                     continue;
                 };
-                let steps: Vec<(f64, f64, f64)> = points
-                    .iter()
-                    .enumerate()
-                    .map(|(j, p)| band(sel.bands_of(m), cal, issue + j, *p))
-                    .collect();
+                let steps = banded(&points, sel.bands_of(m), cal, issue);
                 score(
                     grid,
                     issue,
@@ -188,6 +180,15 @@ pub fn backtest_meter(grid: &Grid, cfg: &BacktestConfig) -> MeterBacktest {
         });
     }
     out
+}
+
+/// `(p10, p50, p90)` of each point of a forecast issued at slot `issue`.
+fn banded(points: &[f64], bands: &Bands, cal: &Calendar, issue: usize) -> Vec<(f64, f64, f64)> {
+    points
+        .iter()
+        .enumerate()
+        .map(|(j, p)| band(bands, cal, issue + j, *p))
+        .collect()
 }
 
 /// Scores the measured slots of a forecast.
