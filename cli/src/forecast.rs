@@ -75,7 +75,7 @@ pub struct EvalArgs {
 }
 
 /// `24h`, `2d`, `90m`, `3600s`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
@@ -92,7 +92,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown unit {other:?} in {s:?}: use s, m, h or d")),
     };
     if secs == 0 {
-        return Err("the horizon must be longer than 0".to_owned());
+        return Err(format!("{s:?} must be longer than 0"));
     }
     Ok(Duration::from_secs(secs))
 }

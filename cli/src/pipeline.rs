@@ -7,6 +7,18 @@
 //! simulated clock plus its meter's push delay, mapped back to wall time) to the commit of the
 //! batch that stored it, so it includes the simulator's own tick and is an upper bound on
 //! broker + bridge + ingest + SQLite time.
+//!
+//! The stack starts its fleet one interval back, so every meter's first reading is due at
+//! once (a newcomer's `meterflow up` comes alive immediately). That start-up burst is not the
+//! sustained load being measured: readings due in the first `--warmup` seconds are left out of
+//! the latency percentiles and reported on their own (`startup_latency_max_ms`); they still
+//! count in every total and in `lost`.
+//!
+//! How the offered load arrives is set by `--push-spread`: each meter pushes its reading a
+//! stable, meter-specific delay after its interval ends, spread over that much simulated time.
+//! The default spreads the pushes over the whole interval, a steady stream at `--rate` (what a
+//! head-end that randomises upload slots sees); `--push-spread 5m` is what `meterflow up` does,
+//! bursts three times the average rate followed by silence.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use meter_core::Timestamp;
 use meter_local::stack::clock::SimClock;
-use meter_local::stack::publisher::{publish_delay, DEFAULT_PUSH_SPREAD};
+use meter_local::stack::publisher::publish_delay;
 use meter_local::stack::{Stack, StackConfig};
 
 use crate::up::fleet_config;
@@ -35,6 +47,14 @@ pub struct PipelineArgs {
     /// MQTT connections the meters share.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
+    /// Simulated time over which the meters' pushes for one interval are spread (default: the
+    /// whole 15-minute interval, a steady stream; `5m` gives the bursts `meterflow up` makes).
+    #[arg(long, value_parser = crate::forecast::parse_duration)]
+    pub push_spread: Option<Duration>,
+    /// Seconds at the start whose readings (the fleet's start-up burst) are left out of the
+    /// latency percentiles.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
     /// Injected faults (`none` measures the clean path).
     #[arg(long, default_value = "none")]
     pub faults: String,
@@ -71,6 +91,10 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
     cfg.echo_outbox = false;
     // A short tick keeps the simulator's own delay out of the latency figures.
     cfg.tick = Duration::from_millis(5);
+    let push_spread = args
+        .push_spread
+        .unwrap_or(Duration::from_secs(u64::from(INTERVAL_MINUTES) * 60));
+    cfg.push_spread = push_spread;
     cfg.fleet = Some(fleet_config(
         args.meters,
         0,
@@ -79,26 +103,36 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
         INTERVAL_MINUTES,
         "UTC",
     )?);
-    let latencies = Arc::new(Mutex::new(Vec::<f64>::with_capacity(1 << 20)));
-    let clock_cell: Arc<Mutex<Option<SimClock>>> = Arc::new(Mutex::new(None));
+    // Steady-state latencies, and those of the start-up burst.
+    let latencies = Arc::new(Mutex::new((
+        Vec::<f64>::with_capacity(1 << 20),
+        Vec::<f64>::new(),
+    )));
+    let clock_cell: Arc<Mutex<Option<(SimClock, Instant)>>> = Arc::new(Mutex::new(None));
     {
         let latencies = latencies.clone();
         let clock_cell = clock_cell.clone();
         cfg.observer = Some(Arc::new(move |parts, stored_at| {
-            let Some(clock) = clock_cell.lock().ok().and_then(|c| *c) else {
+            let Some((clock, steady_from)) = clock_cell.lock().ok().and_then(|c| *c) else {
                 return;
             };
-            let mut out: Vec<f64> = parts
-                .iter()
-                .filter_map(|(topic, payload)| {
-                    let meter = meter_core::telemetry::meter_id_from_topic(topic)?;
-                    let due = clock.wall_instant_of(first_ts(payload)?)
-                        + publish_delay(meter, DEFAULT_PUSH_SPREAD, &clock);
-                    Some(stored_at.saturating_duration_since(due).as_secs_f64() * 1_000.0)
-                })
-                .collect();
-            if let Ok(mut l) = latencies.lock() {
-                l.append(&mut out);
+            let Ok(mut l) = latencies.lock() else {
+                return;
+            };
+            for (topic, payload) in parts {
+                let (Some(meter), Some(ts)) = (
+                    meter_core::telemetry::meter_id_from_topic(topic),
+                    first_ts(payload),
+                ) else {
+                    continue;
+                };
+                let due = clock.wall_instant_of(ts) + publish_delay(meter, push_spread, &clock);
+                let ms = stored_at.saturating_duration_since(due).as_secs_f64() * 1_000.0;
+                if due >= steady_from {
+                    l.0.push(ms);
+                } else {
+                    l.1.push(ms);
+                }
             }
         }));
     }
@@ -106,7 +140,8 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
         .await
         .context("starting the local stack")?;
     if let Ok(mut c) = clock_cell.lock() {
-        *c = Some(stack.clock);
+        let warmup = Duration::from_secs_f64(args.warmup.clamp(0.0, args.seconds as f64));
+        *c = Some((stack.clock, Instant::now() + warmup));
     }
     if !args.json {
         eprintln!(
@@ -119,8 +154,9 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
     let report = stack.shutdown().await.context("stopping the local stack")?;
     let elapsed = started.elapsed().as_secs_f64();
 
-    let mut l = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let (mut l, startup) = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     l.sort_by(f64::total_cmp);
+    let startup_max = startup.iter().copied().fold(0.0, f64::max);
     let pct = |p: f64| -> f64 {
         if l.is_empty() {
             return 0.0;
@@ -136,6 +172,7 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
         "seconds": args.seconds,
         "speed": (speed * 10.0).round() / 10.0,
         "offered_readings_per_s": args.rate,
+        "push_spread_s": push_spread.as_secs(),
         "published": published,
         "acked": report.fleet.acked,
         "stored": ing.stored,
@@ -146,6 +183,10 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
         "latency_p50_ms": pct(0.50),
         "latency_p99_ms": pct(0.99),
         "latency_max_ms": pct(1.0),
+        "latency_samples": l.len(),
+        "warmup_s": args.warmup,
+        "startup_readings": startup.len(),
+        "startup_latency_max_ms": (startup_max * 100.0).round() / 100.0,
         "peak_rss_mb": peak_rss_mb(),
     });
     say!("{out}");

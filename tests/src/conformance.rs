@@ -337,6 +337,35 @@ pub async fn aggregate_ranges_stay_within_granularity_and_meter(p: Ports) {
     );
 }
 
+pub async fn a_roll_up_sums_exactly_the_children_in_range(p: Ports) {
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let hour = |i: i64| Period::Hour(Timestamp::from_millis(T0 + i * HOUR));
+    let mut all: Vec<Aggregate> = (0..5).map(|i| agg("m-1", hour(i), 10 * i + 7, 1)).collect();
+    all[2].resets = 1;
+    // Neighbours that must not be counted: another meter's hour in range, and a day.
+    all.push(agg("m-2", hour(1), 1_000, 1));
+    all.push(agg("m-1", Period::Day(d("2026-03-01")), 5_000, 1));
+    p.aggregates.put(&all).await.unwrap();
+    let m = meter("m-1");
+    let day = Period::Day(d("2026-03-01"));
+    let got = p
+        .aggregates
+        .roll_up(&m, day, hour(1), hour(3), 9)
+        .await
+        .unwrap();
+    let expected = meter_core::aggregate::roll_up(&m, day, &all[1..=3], 9);
+    assert_eq!(got, expected);
+    assert_eq!(got.measured, Energy::from_mwh(17 + 27 + 37));
+    assert_eq!((got.readings, got.resets, got.version), (12, 1, 9));
+    // Nothing in range: an empty aggregate, not an error.
+    let none = p
+        .aggregates
+        .roll_up(&meter("m-3"), day, hour(0), hour(4), 2)
+        .await
+        .unwrap();
+    assert_eq!(none, Aggregate::empty(meter("m-3"), day, 2));
+}
+
 pub async fn events_are_recorded_once_and_listed_by_time(p: Ports) {
     let ev = |ts: i64, kind: EventKind, detail: &str| MeterEvent {
         meter_id: meter("m-1"),

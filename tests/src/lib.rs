@@ -31,6 +31,7 @@ macro_rules! conformance_suite {
             quarantine_is_idempotent_and_lists_newest_first,
             versions_only_increase_and_a_lower_version_never_overwrites,
             aggregate_ranges_stay_within_granularity_and_meter,
+            a_roll_up_sums_exactly_the_children_in_range,
             events_are_recorded_once_and_listed_by_time,
             redelivery_and_out_of_order_replay_leave_every_aggregate_unchanged,
             a_retry_after_a_crash_half_way_converges_on_the_same_state,

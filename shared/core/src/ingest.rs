@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use crate::aggregate::{days_of_month, hourly, hours_of_day, roll_up, HourRange, Period};
+use crate::aggregate::{days_of_month, hourly, hours_of_day, HourRange, Period};
 use crate::energy::RegisterPolicy;
 use crate::events::EventPolicy;
 use crate::ports::{
@@ -313,8 +313,12 @@ impl Ingestor {
             loaded.push(r);
         }
         loaded.extend(store.range(meter, from.add_millis(1), to).await?);
-        if let Some(r) = store.after(meter, to).await? {
-            loaded.push(r);
+        // With nothing stored after the batch (the usual in-order append) there is nothing
+        // after `to` either: skip the query.
+        if next.is_some() {
+            if let Some(r) = store.after(meter, to).await? {
+                loaded.push(r);
+            }
         }
         let points: Vec<(Timestamp, crate::types::Energy)> =
             loaded.iter().map(|r| (r.ts, r.energy_import)).collect();
@@ -352,8 +356,7 @@ impl Ingestor {
         let mut days = Vec::with_capacity(dates.len());
         for d in &dates {
             let (a, b) = hours_of_day(tz, *d);
-            let hours = aggs.range(meter, a, b).await?;
-            days.push(roll_up(meter, Period::Day(*d), &hours, v_day));
+            days.push(aggs.roll_up(meter, Period::Day(*d), a, b, v_day).await?);
         }
         aggs.put(&days).await?;
 
@@ -364,8 +367,7 @@ impl Ingestor {
         for m in months {
             if let Period::Month(first) = m {
                 let (a, b) = days_of_month(first);
-                let days = aggs.range(meter, a, b).await?;
-                rolled.push(roll_up(meter, m, &days, v_month));
+                rolled.push(aggs.roll_up(meter, m, a, b, v_month).await?);
             }
         }
         aggs.put(&rolled).await?;

@@ -124,6 +124,23 @@ pub trait AggregateStore: Send + Sync {
         from: Period,
         to: Period,
     ) -> Result<Vec<Aggregate>, StoreError>;
+
+    /// The aggregate for `period` with `version`, summed from the stored aggregates of `meter`
+    /// with periods `from..=to` (the hours of a day, the days of a month).
+    ///
+    /// Provided as [`AggregateStore::range`] plus [`crate::aggregate::roll_up`]; a store that
+    /// can sum on its side (SQLite) overrides it to skip moving the children.
+    async fn roll_up(
+        &self,
+        meter: &MeterId,
+        period: Period,
+        from: Period,
+        to: Period,
+        version: u64,
+    ) -> Result<Aggregate, StoreError> {
+        let children = self.range(meter, from, to).await?;
+        Ok(crate::aggregate::roll_up(meter, period, &children, version))
+    }
 }
 
 /// Instant events, for the alerts function.
