@@ -9,6 +9,7 @@
 //! ports; [`memory`] holds in-memory fakes for tests and benchmarks.
 
 pub mod aggregate;
+pub mod anomaly;
 pub mod cost;
 pub mod energy;
 pub mod events;
