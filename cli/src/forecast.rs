@@ -160,32 +160,63 @@ pub struct Loaded {
     pub stats: series::ImportStats,
 }
 
-/// Reads and grids the input, with a progress bar.
-pub fn load(args: &InputArgs) -> anyhow::Result<Loaded> {
+/// An interval file read into per-meter series, with the clock its times were written in.
+pub struct InputFile {
+    /// The series, sorted by meter id.
+    pub meters: Vec<MeterSeries>,
+    /// Bad rows, duplicates and gaps in the file.
+    pub stats: series::ImportStats,
+    /// How to write timestamps.
+    pub clock: Clock,
+    /// The meters' zone: where local midnight is.
+    pub zone: Tz,
+    /// Parse time.
+    pub parse_time: Duration,
+}
+
+/// Reads an interval file (plain, gzip or `-`) with a progress spinner; shared by forecasting
+/// and detection.
+pub fn read_input(
+    input: &Path,
+    format: FormatArg,
+    timezone: Option<&str>,
+) -> anyhow::Result<InputFile> {
     let started = Instant::now();
-    let format = Format::from(args.format);
-    let zones = Zones::for_format(format, args.timezone.as_deref())?;
+    let format = Format::from(format);
+    let zones = Zones::for_format(format, timezone)?;
     let bar = ProgressBar::new_spinner();
-    let input = crate::import::open_input(&args.input, &bar)?;
-    let mut input = BufReader::with_capacity(256 * 1024, input);
+    let reader = crate::import::open_input(input, &bar)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let clock = match format {
         Format::Sgsc => {
             let off = FixedOffset::east_opt(series::SGSC_UTC_OFFSET_SECONDS as i32)
                 .context("the SGSC offset")?;
             Clock::NaiveFixed(off)
         }
-        Format::Csv => sniff_csv_clock(input.fill_buf()?, zones.parse),
+        Format::Csv => sniff_csv_clock(reader.fill_buf()?, zones.parse),
     };
     let parsed =
-        series::read_series_with_progress(&mut input as &mut dyn Read, format, zones.parse, |p| {
+        series::read_series_with_progress(&mut reader as &mut dyn Read, format, zones.parse, |p| {
             bar.set_message(format!("{} rows", p.rows));
         })
-        .with_context(|| format!("reading {}", args.input.display()))?;
+        .with_context(|| format!("reading {}", input.display()))?;
     bar.finish_and_clear();
+    Ok(InputFile {
+        meters: parsed.meters,
+        stats: parsed.stats,
+        clock,
+        zone: zones.register,
+        parse_time: started.elapsed(),
+    })
+}
+
+/// Reads and grids the input, with a progress bar.
+pub fn load(args: &InputArgs) -> anyhow::Result<Loaded> {
+    let read = read_input(&args.input, args.format, args.timezone.as_deref())?;
     let mut grids = Vec::new();
     let mut skipped = Vec::new();
-    for m in parsed.meters {
-        match grid_of(&m, zones.register) {
+    for m in read.meters {
+        match grid_of(&m, read.zone) {
             Ok(g) => grids.push((m.meter_id, g)),
             Err(why) => skipped.push((m.meter_id, why)),
         }
@@ -193,9 +224,9 @@ pub fn load(args: &InputArgs) -> anyhow::Result<Loaded> {
     Ok(Loaded {
         grids,
         skipped,
-        clock,
-        parse_time: started.elapsed(),
-        stats: parsed.stats,
+        clock: read.clock,
+        parse_time: read.parse_time,
+        stats: read.stats,
     })
 }
 

@@ -36,7 +36,18 @@ const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
 const BLOCK_ROWS: usize = 256;
 
 /// Rows walked down one tree side by side.
-const LANES: usize = 8;
+const LANES: usize = 16;
+
+/// Trees up to this depth (ψ ≤ 256, scikit-learn's default) and rows of up to [`PAD`]
+/// features take the fast path: fixed-size arrays whose indices the compiler can prove in
+/// bounds (a mask that never changes the index), so the walk has no bounds checks.
+const FAST_DEPTH: u32 = 8;
+
+/// Rows are copied into blocks of this fixed width on the fast path.
+const PAD: usize = 16;
+
+/// Node slots per tree on the fast path (2^8 − 1 internal nodes, one spare).
+const FAST_NODES: usize = 1 << FAST_DEPTH;
 
 /// c(n): the average path length of an unsuccessful search in a binary search tree of `n` keys,
 /// `2·H(n−1) − 2(n−1)/n` with `H(i) ≈ ln i + γ`; c(1) = 0 and c(2) = 1, as in scikit-learn.
@@ -130,11 +141,14 @@ pub struct IsolationForest {
     features: usize,
     depth: u32,
     trees: usize,
-    /// `trees × (2^depth − 1)` internal nodes, each tree in heap order (children of `i` at
-    /// `2i+1`, `2i+2`).
+    /// Internal nodes, `node_stride` per tree, each tree in heap order (children of `i` at
+    /// `2i+1`, `2i+2`; the first 2^depth − 1 used).
     nodes: Vec<Node>,
-    /// `trees × 2^depth` leaf slots: the path length of a row ending there.
+    /// Path lengths, `2 · node_stride` per tree, indexed by the heap position a row's walk
+    /// ends at (2^depth − 1 … 2^(depth+1) − 2).
     leaves: Vec<f32>,
+    /// max(2^depth, [`FAST_NODES`]).
+    node_stride: usize,
     /// c(ψ), the score's normaliser.
     c_psi: f64,
     /// Scores above this are outliers.
@@ -160,12 +174,14 @@ impl IsolationForest {
         let psi = config.max_samples.min(n);
         let depth = (psi.max(2) as f64).log2().ceil() as u32;
         let internal = (1usize << depth) - 1;
+        let node_stride = (internal + 1).max(FAST_NODES);
         let mut forest = Self {
             features,
             depth,
             trees: config.trees,
-            nodes: vec![GO_LEFT; internal * config.trees],
-            leaves: vec![0.0; (internal + 1) * config.trees],
+            nodes: vec![GO_LEFT; node_stride * config.trees],
+            leaves: vec![0.0; 2 * node_stride * config.trees],
+            node_stride,
             c_psi: average_path_length(psi),
             threshold: 0.5,
         };
@@ -185,8 +201,8 @@ impl IsolationForest {
                 let row = row as usize;
                 dst.copy_from_slice(&rows[row * features..(row + 1) * features]);
             }
-            let nodes = &mut forest.nodes[t * internal..(t + 1) * internal];
-            let leaves = &mut forest.leaves[t * (internal + 1)..(t + 1) * (internal + 1)];
+            let nodes = &mut forest.nodes[t * node_stride..t * node_stride + internal];
+            let leaves = &mut forest.leaves[2 * t * node_stride..2 * (t + 1) * node_stride];
             builder.grow(&sample, features, depth, &mut rng, nodes, leaves);
         }
         if let Contamination::Fraction(f) = config.contamination {
@@ -227,31 +243,70 @@ impl IsolationForest {
 
     /// Adds each row's path length over all trees to `sums`.
     fn path_length_sums(&self, rows: &[f32], sums: &mut [f64]) {
+        if self.depth <= FAST_DEPTH && self.features <= PAD {
+            match self.depth {
+                1 => self.fast_sums::<1>(rows, sums),
+                2 => self.fast_sums::<2>(rows, sums),
+                3 => self.fast_sums::<3>(rows, sums),
+                4 => self.fast_sums::<4>(rows, sums),
+                5 => self.fast_sums::<5>(rows, sums),
+                6 => self.fast_sums::<6>(rows, sums),
+                7 => self.fast_sums::<7>(rows, sums),
+                _ => self.fast_sums::<8>(rows, sums),
+            }
+            return;
+        }
         let nf = self.features;
-        let internal = (1usize << self.depth) - 1;
+        let stride = self.node_stride;
         for (block, block_sums) in rows
             .chunks(BLOCK_ROWS * nf)
             .zip(sums.chunks_mut(BLOCK_ROWS))
         {
             for (nodes, leaves) in self
                 .nodes
-                .chunks_exact(internal)
-                .zip(self.leaves.chunks_exact(internal + 1))
+                .chunks_exact(stride)
+                .zip(self.leaves.chunks_exact(2 * stride))
             {
-                let mut lanes = block.chunks_exact(LANES * nf);
-                let mut lane_sums = block_sums.chunks_exact_mut(LANES);
-                for (rows8, sums8) in (&mut lanes).zip(&mut lane_sums) {
-                    walk::<LANES>(rows8, nf, self.depth, nodes, leaves, sums8);
+                for (row, sum) in block.chunks_exact(nf).zip(block_sums.iter_mut()) {
+                    let mut i = 0;
+                    for _ in 0..self.depth {
+                        let node = nodes[i];
+                        i = 2 * i + 1 + usize::from(row[node.feature as usize] > node.threshold);
+                    }
+                    *sum += f64::from(leaves[i]);
                 }
-                for (row, sum) in lanes
-                    .remainder()
-                    .chunks_exact(nf)
-                    .zip(lane_sums.into_remainder())
-                {
-                    walk::<1>(
-                        row,
-                        nf,
-                        self.depth,
+            }
+        }
+    }
+
+    /// The fast path: trees of depth `D` ≤ 8, rows copied into fixed-width blocks.
+    fn fast_sums<const D: u32>(&self, rows: &[f32], sums: &mut [f64]) {
+        let nf = self.features;
+        let trees: Vec<(&[Node; FAST_NODES], &[f32; 2 * FAST_NODES])> = self
+            .nodes
+            .chunks_exact(FAST_NODES)
+            .zip(self.leaves.chunks_exact(2 * FAST_NODES))
+            .filter_map(|(n, l)| Some((n.try_into().ok()?, l.try_into().ok()?)))
+            .collect();
+        let mut padded = vec![[0f32; PAD]; BLOCK_ROWS];
+        for (block, block_sums) in rows
+            .chunks(BLOCK_ROWS * nf)
+            .zip(sums.chunks_mut(BLOCK_ROWS))
+        {
+            let len = block_sums.len();
+            for (dst, src) in padded.iter_mut().zip(block.chunks_exact(nf)) {
+                dst[..nf].copy_from_slice(src);
+            }
+            let padded = &padded[..len];
+            for &(nodes, leaves) in &trees {
+                let mut lanes = padded.chunks_exact(LANES);
+                let mut lane_sums = block_sums.chunks_exact_mut(LANES);
+                for (rows, sums) in (&mut lanes).zip(&mut lane_sums) {
+                    walk_fixed::<D, LANES>(rows, nodes, leaves, sums);
+                }
+                for (row, sum) in lanes.remainder().iter().zip(lane_sums.into_remainder()) {
+                    walk_fixed::<D, 1>(
+                        std::slice::from_ref(row),
                         nodes,
                         leaves,
                         std::slice::from_mut(sum),
@@ -262,27 +317,27 @@ impl IsolationForest {
     }
 }
 
-/// Walks `N` rows down one tree together and adds their leaves' path lengths to `sums`.
+/// Walks `N` rows down one tree of depth `D` together (their walks are independent, so the CPU
+/// overlaps their loads) and adds their leaves' path lengths to `sums`. The masks never change
+/// an index (a depth-`D` walk stays below 2^(D+1) − 1); they let the compiler drop the bounds
+/// checks.
 #[inline(always)]
-fn walk<const N: usize>(
-    rows: &[f32],
-    nf: usize,
-    depth: u32,
-    nodes: &[Node],
-    leaves: &[f32],
+fn walk_fixed<const D: u32, const N: usize>(
+    rows: &[[f32; PAD]],
+    nodes: &[Node; FAST_NODES],
+    leaves: &[f32; 2 * FAST_NODES],
     sums: &mut [f64],
 ) {
     let mut at = [0usize; N];
-    for _ in 0..depth {
-        for (lane, i) in at.iter_mut().enumerate() {
-            let node = nodes[*i];
-            let x = rows[lane * nf + node.feature as usize];
+    for _ in 0..D {
+        for (row, i) in rows.iter().zip(at.iter_mut()) {
+            let node = nodes[*i & (FAST_NODES - 1)];
+            let x = row[node.feature as usize & (PAD - 1)];
             *i = 2 * *i + 1 + usize::from(x > node.threshold);
         }
     }
-    let first_leaf = nodes.len();
     for (sum, i) in sums.iter_mut().zip(at) {
-        *sum += f64::from(leaves[i - first_leaf]);
+        *sum += f64::from(leaves[i & (2 * FAST_NODES - 1)]);
     }
 }
 
@@ -360,7 +415,7 @@ impl TreeBuilder {
                 for _ in level..depth {
                     slot = 2 * slot + 1;
                 }
-                leaves[slot - nodes.len()] = (f64::from(level) + average_path_length(len)) as f32;
+                leaves[slot] = (f64::from(level) + average_path_length(len)) as f32;
                 continue;
             };
             nodes[pos] = Node {
@@ -462,6 +517,29 @@ mod tests {
         assert!(outliers.iter().all(|&o| scores[o] > 0.6), "{scores:?}");
         let inlier_mean = scores[..500].iter().sum::<f64>() / 500.0;
         assert!(inlier_mean < 0.5, "{inlier_mean}");
+    }
+
+    #[test]
+    fn deep_trees_and_wide_rows_take_the_general_path_and_still_find_the_outliers() {
+        let (rows, outliers) = cluster_with_outliers();
+        let deep = ForestConfig {
+            max_samples: 505,
+            ..ForestConfig::default()
+        };
+        let forest = IsolationForest::fit(&rows, 2, &deep).unwrap();
+        assert_eq!(forest.depth(), 9);
+        let scores = forest.score(&rows).unwrap();
+        let min_outlier = outliers.iter().map(|&o| scores[o]).fold(1.0, f64::min);
+        assert!(scores[..500].iter().all(|&s| s < min_outlier));
+        // 20 features: the two informative ones and 18 constant ones.
+        let wide: Vec<f32> = rows
+            .chunks_exact(2)
+            .flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(1.0, 18)))
+            .collect();
+        let forest = IsolationForest::fit(&wide, 20, &ForestConfig::default()).unwrap();
+        let scores = forest.score(&wide).unwrap();
+        let min_outlier = outliers.iter().map(|&o| scores[o]).fold(1.0, f64::min);
+        assert!(scores[..500].iter().all(|&s| s < min_outlier));
     }
 
     #[test]
