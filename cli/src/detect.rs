@@ -293,3 +293,69 @@ pub fn bench_dataset(input: &Path, seed: u64) -> anyhow::Result<crate::anomaly_b
         labels,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 30 days of a half-hourly household-like meter in naive Berlin time, with day 20
+    /// (2026-02-21 local) reported at 10%.
+    fn one_meter_csv() -> String {
+        let mut text = String::from("meter_id,timestamp,kwh\n");
+        let mut rng = Rng::new(9);
+        for day in 1..=30u32 {
+            for k in 1..=48u32 {
+                let (d, h, m) = if k == 48 {
+                    (day + 1, 0, 0)
+                } else {
+                    (day, k / 2, (k % 2) * 30)
+                };
+                let (month, d) = if d > 28 { (3, d - 28) } else { (2, d) };
+                let hour = f64::from(k) / 2.0;
+                let shape = 0.2 + (-((hour - 19.0) / 2.0f64).powi(2)).exp();
+                let theft = if day == 21 && k < 48 { 0.1 } else { 1.0 };
+                let kwh = shape * rng.uniform(0.8, 1.2) * theft;
+                text.push_str(&format!(
+                    "m1,2026-{month:02}-{d:02} {h:02}:{m:02},{kwh:.4}\n"
+                ));
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn detect_writes_one_row_per_scored_local_day_and_the_theft_day_scores_highest() {
+        let path =
+            std::env::temp_dir().join(format!("meterflow-detect-{}.csv", std::process::id()));
+        std::fs::write(&path, one_meter_csv()).unwrap();
+        let out = path.with_extension("scores.csv");
+        let args = DetectArgs {
+            input: DetectInput {
+                input: path.clone(),
+                format: FormatArg::Csv,
+                timezone: Some("Europe/Berlin".to_owned()),
+                seed: 1,
+            },
+            output: out.clone(),
+        };
+        run_detect(&args).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&out);
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("meter_id,day,score,detector"));
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        assert!(rows.len() >= 25, "{}", rows.len());
+        let top = rows
+            .iter()
+            .max_by(|a, b| {
+                a[2].parse::<f64>()
+                    .unwrap()
+                    .total_cmp(&b[2].parse().unwrap())
+            })
+            .unwrap();
+        assert_eq!(top[0], "m1");
+        assert_eq!(top[1], "2026-02-21");
+        assert_ne!(top[3], "");
+    }
+}
