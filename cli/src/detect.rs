@@ -53,6 +53,13 @@ pub struct EvalTheftArgs {
     /// h1–h6).
     #[arg(long, default_value_t = 0.1)]
     pub attack_share: f64,
+    /// Also evaluate the feeder energy balance: shuffle the meters into this many synthetic
+    /// feeders per trial, half of them with thieves.
+    #[arg(long)]
+    pub feeders: Option<usize>,
+    /// Shuffles of the meters into feeders, for `--feeders`.
+    #[arg(long, default_value_t = 20)]
+    pub feeder_trials: usize,
     /// Print the scores as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -205,6 +212,13 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         args.input.timezone.as_deref(),
     )?;
     let mut days = meter_days(&file);
+    let feeders = args.feeders.map(|k| {
+        let started = Instant::now();
+        let mut report =
+            crate::feeders::evaluate(&days, k.max(1), args.feeder_trials, args.input.seed);
+        report["wall_s"] = json!(started.elapsed().as_secs_f64());
+        report
+    });
     let injected = inject(&mut days, args.attack_share, args.input.seed);
     let started = Instant::now();
     let scored = score_fleet(
@@ -238,6 +252,7 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         "overall": final_["overall"],
         "by_attack": final_["by_attack"],
         "by_detector": detectors,
+        "feeders": feeders,
         "wall_s": wall,
         "parse_s": file.parse_time.as_secs_f64(),
     });
@@ -263,6 +278,12 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         row(a.as_str(), &final_["by_attack"][a.as_str()])?;
     }
     row("overall", &final_["overall"])?;
+    if let Some(f) = &feeders {
+        say!(
+            "feeder energy balance: {}",
+            serde_json::to_string_pretty(f)?
+        );
+    }
     Ok(())
 }
 

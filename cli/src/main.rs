@@ -19,6 +19,7 @@ mod bench;
 mod cost;
 mod demo;
 mod detect;
+mod feeders;
 mod forecast;
 mod forecast_bench;
 mod import;

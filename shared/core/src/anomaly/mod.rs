@@ -1,12 +1,14 @@
 //! Detection: consumption anomalies and electricity theft on per-meter-day data. Pure
 //! computation: no I/O, no async.
 //!
+//! - [`balance`]: feeder energy balance (technical-loss model, CUSUM, suspect ranking).
 //! - [`days`]: a meter's intervals cut into local days, the unit scored.
 //! - [`iforest`]: an isolation forest (scikit-learn's algorithm, a faster layout).
 //! - [`metrics`]: tie-aware ROC-AUC and PR-AUC for evaluations.
 //! - [`rng`]: the seeded generator everything random here draws from.
 //! - [`theft`]: pattern theft scores of meter-days, and the h1–h6 injections.
 
+pub mod balance;
 pub mod days;
 pub mod iforest;
 pub mod metrics;
