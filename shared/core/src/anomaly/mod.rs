@@ -7,6 +7,8 @@
 //! - [`metrics`]: tie-aware ROC-AUC and PR-AUC for evaluations.
 //! - [`rng`]: the seeded generator everything random here draws from.
 //! - [`theft`]: pattern theft scores of meter-days, and the h1–h6 injections.
+//! - [`vee`]: history-based bad-data checks (spikes, stuck registers, zero runs, negative
+//!   values, gaps, power vs energy).
 
 pub mod balance;
 pub mod days;
@@ -14,6 +16,7 @@ pub mod iforest;
 pub mod metrics;
 pub mod rng;
 pub mod theft;
+pub mod vee;
 
 pub use days::MeterDays;
 pub use iforest::{Contamination, ForestConfig, ForestError, IsolationForest};
