@@ -284,7 +284,7 @@ fn runs(
     out: &mut Vec<Finding>,
 ) {
     let mut start: Option<usize> = None;
-    let mut close = |s: usize, e: usize, out: &mut Vec<Finding>| {
+    let close = |s: usize, e: usize, out: &mut Vec<Finding>| {
         let len = e - s + 1;
         if len >= min.max(1) {
             out.push(Finding {
