@@ -7,28 +7,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context as _;
 use meter_core::anomaly::metrics::{average_precision, roc_auc};
 use meter_core::anomaly::theft::{score_fleet, COMPONENTS};
 use meter_core::anomaly::{Attack, DayScore, ForestConfig, MeterDays, Rng, TheftConfig};
 use serde_json::{json, Value};
 
-use crate::forecast::{read_input, InputFile};
+use crate::forecast::{create_output, read_input, FileArgs, InputFile};
 use crate::import::FormatArg;
 
 /// What the detectors read.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DetectInput {
-    /// The file, plain or gzip-compressed; `-` for standard input.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// The file's layout.
-    #[arg(long, value_enum)]
-    pub format: FormatArg,
-    /// IANA time zone: for csv, how naive timestamps are read and where local days start
-    /// (default UTC); for sgsc, where local days start (default Australia/Brisbane).
-    #[arg(long)]
-    pub timezone: Option<String>,
+    #[command(flatten)]
+    pub file: FileArgs,
     /// Seed of the isolation forest (and of the injections in `eval theft`).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -92,11 +83,7 @@ fn forest_config(seed: u64) -> ForestConfig {
 
 /// Runs `meterflow detect`.
 pub fn run_detect(args: &DetectArgs) -> anyhow::Result<()> {
-    let file = read_input(
-        &args.input.input,
-        args.input.format,
-        args.input.timezone.as_deref(),
-    )?;
+    let file = read_input(&args.input.file)?;
     let days = meter_days(&file);
     let started = Instant::now();
     let scored = score_fleet(
@@ -105,13 +92,7 @@ pub fn run_detect(args: &DetectArgs) -> anyhow::Result<()> {
         &forest_config(args.input.seed),
     );
     let elapsed = started.elapsed();
-    let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
-        Box::new(std::io::stdout().lock())
-    } else {
-        let f = std::fs::File::create(&args.output)
-            .with_context(|| format!("creating {}", args.output.display()))?;
-        Box::new(std::io::BufWriter::new(f))
-    };
+    let mut out = create_output(&args.output)?;
     writeln!(out, "meter_id,day,score,detector")?;
     let mut rows = 0u64;
     for (m, scores) in days.iter().zip(&scored) {
@@ -206,11 +187,7 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         args.attack_share > 0.0 && args.attack_share < 1.0,
         "--attack-share must be between 0 and 1"
     );
-    let file = read_input(
-        &args.input.input,
-        args.input.format,
-        args.input.timezone.as_deref(),
-    )?;
+    let file = read_input(&args.input.file)?;
     let mut days = meter_days(&file);
     let feeders = args.feeders.map(|k| {
         let started = Instant::now();
@@ -243,7 +220,7 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
     let meter_days: usize = scored.iter().map(Vec::len).sum();
     let attacked: usize = injected.iter().flatten().filter(|a| a.is_some()).count();
     let report = json!({
-        "input": args.input.input.display().to_string(),
+        "input": args.input.file.input.display().to_string(),
         "meters": days.len(),
         "meter_days_scored": meter_days,
         "attacked_days": attacked,
@@ -290,7 +267,7 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
 /// The `sgsc_days` dataset of `meterflow bench anomaly`: the signed theft components of every
 /// scored meter-day of `input` (SGSC), with 10% of days attacked, labelled by attack.
 pub fn bench_dataset(input: &Path, seed: u64) -> anyhow::Result<crate::anomaly_bench::Dataset> {
-    let file = read_input(input, FormatArg::Sgsc, None)?;
+    let file = read_input(&FileArgs::new(input.to_path_buf(), FormatArg::Sgsc))?;
     let mut days = meter_days(&file);
     let injected = inject(&mut days, 0.1, seed);
     let config = TheftConfig::default();
@@ -352,9 +329,10 @@ mod tests {
         let out = path.with_extension("scores.csv");
         let args = DetectArgs {
             input: DetectInput {
-                input: path.clone(),
-                format: FormatArg::Csv,
-                timezone: Some("Europe/Berlin".to_owned()),
+                file: FileArgs {
+                    timezone: Some("Europe/Berlin".to_owned()),
+                    ..FileArgs::new(path.clone(), FormatArg::Csv)
+                },
                 seed: 1,
             },
             output: out.clone(),

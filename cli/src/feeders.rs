@@ -10,7 +10,9 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
-use meter_core::anomaly::balance::{daily_balance, rank_suspects, CusumConfig, LossModel};
+use meter_core::anomaly::balance::{
+    daily_balance, daily_totals, rank_suspects, CusumConfig, LossModel,
+};
 use meter_core::anomaly::{Attack, MeterDays, Rng};
 use serde_json::{json, Value};
 
@@ -187,10 +189,7 @@ fn feeder(
         if let Some(first) = (onset..n).find(|&d| balance[d].alarm) {
             out.detected = true;
             out.delay_days = Some(first - onset);
-            let daily: Vec<Vec<f64>> = reported
-                .iter()
-                .map(|r| r.chunks_exact(slots).map(|d| d.iter().sum()).collect())
-                .collect();
+            let daily: Vec<Vec<f64>> = reported.iter().map(|r| daily_totals(r, slots)).collect();
             let feeder_day: f64 = feeder[first * slots..(first + 1) * slots].iter().sum();
             let missing = balance[first].unaccounted * feeder_day;
             let ranked = rank_suspects(&daily, balance[first].onset, first, 14, missing);

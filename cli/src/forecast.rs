@@ -23,20 +23,38 @@ use serde_json::json;
 
 use crate::import::{FormatArg, Zones};
 
-/// What the backtest reads and how it forecasts, shared by `forecast` and `eval forecast`.
+/// The interval file a command reads, shared by forecasting and detection.
 #[derive(Debug, Clone, clap::Args)]
-pub struct InputArgs {
+pub struct FileArgs {
     /// The file, plain or gzip-compressed; `-` for standard input.
     #[arg(long)]
     pub input: PathBuf,
     /// The file's layout.
     #[arg(long, value_enum)]
     pub format: FormatArg,
-    /// IANA time zone: for csv, how naive timestamps are read and where local midnight is
-    /// (default UTC); for sgsc, where local midnight is (default Australia/Brisbane, the
-    /// trial's UTC+10 clock).
+    /// IANA time zone: for csv, how naive timestamps are read and where local midnight (and
+    /// so a local day) is (default UTC); for sgsc, where local midnight is (default
+    /// Australia/Brisbane, the trial's UTC+10 clock).
     #[arg(long)]
     pub timezone: Option<String>,
+}
+
+impl FileArgs {
+    /// The file with its format's default zone.
+    pub fn new(input: PathBuf, format: FormatArg) -> Self {
+        Self {
+            input,
+            format,
+            timezone: None,
+        }
+    }
+}
+
+/// What the backtest reads and how it forecasts, shared by `forecast` and `eval forecast`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
     /// How far each forecast reaches: a number with m, h or d (`24h`, `2d`, `90m`).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub horizon: Duration,
@@ -176,14 +194,11 @@ pub struct InputFile {
 
 /// Reads an interval file (plain, gzip or `-`) with a progress spinner; shared by forecasting
 /// and detection.
-pub fn read_input(
-    input: &Path,
-    format: FormatArg,
-    timezone: Option<&str>,
-) -> anyhow::Result<InputFile> {
+pub fn read_input(file: &FileArgs) -> anyhow::Result<InputFile> {
     let started = Instant::now();
-    let format = Format::from(format);
-    let zones = Zones::for_format(format, timezone)?;
+    let input = &file.input;
+    let format = Format::from(file.format);
+    let zones = Zones::for_format(format, file.timezone.as_deref())?;
     let bar = ProgressBar::new_spinner();
     let reader = crate::import::open_input(input, &bar)?;
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
@@ -212,7 +227,7 @@ pub fn read_input(
 
 /// Reads and grids the input, with a progress bar.
 pub fn load(args: &InputArgs) -> anyhow::Result<Loaded> {
-    let read = read_input(&args.input, args.format, args.timezone.as_deref())?;
+    let read = read_input(&args.file)?;
     let mut grids = Vec::new();
     let mut skipped = Vec::new();
     for m in read.meters {
@@ -288,19 +303,24 @@ fn backtest_all(loaded: &Loaded, args: &InputArgs, all_models: bool) -> Vec<Mete
     out
 }
 
+/// A buffered CSV output: the file at `path`, or standard output for `-`.
+pub fn create_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    Ok(if path.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Box::new(std::io::BufWriter::new(file))
+    })
+}
+
 /// Runs `meterflow forecast`.
 pub fn run_forecast(args: &ForecastArgs) -> anyhow::Result<()> {
     let loaded = load(&args.input)?;
     let started = Instant::now();
     let results = backtest_all(&loaded, &args.input, false);
     let elapsed = started.elapsed();
-    let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
-        Box::new(std::io::stdout().lock())
-    } else {
-        let file = std::fs::File::create(&args.output)
-            .with_context(|| format!("creating {}", args.output.display()))?;
-        Box::new(std::io::BufWriter::new(file))
-    };
+    let mut out = create_output(&args.output)?;
     let rows = write_forecasts(&mut out, &loaded, &results)?;
     out.flush()?;
     drop(out);
@@ -437,8 +457,8 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let meters = loaded.grids.len();
     let forecasts: usize = results.iter().map(|r| r.forecasts.len()).sum();
     let report = json!({
-        "input": args.input.input.display().to_string(),
-        "format": Format::from(args.input.format).as_str(),
+        "input": args.input.file.input.display().to_string(),
+        "format": Format::from(args.input.file.format).as_str(),
         "meters": meters,
         "issue_days": args.input.backtest_days,
         "forecasts": forecasts,
@@ -520,9 +540,7 @@ mod tests {
 
     fn args(input: PathBuf, format: FormatArg, days: usize) -> InputArgs {
         InputArgs {
-            input,
-            format,
-            timezone: None,
+            file: FileArgs::new(input, format),
             horizon: Duration::from_secs(86_400),
             backtest_days: days,
             reselect_every: 7,

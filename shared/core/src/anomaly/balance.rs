@@ -121,6 +121,12 @@ pub fn daily_balance(
         .collect()
 }
 
+/// Daily totals of an interval series of `slots` intervals a day (whole days only): the input
+/// [`rank_suspects`] wants per consumer.
+pub fn daily_totals(series: &[f64], slots: usize) -> Vec<f64> {
+    series.chunks_exact(slots).map(|d| d.iter().sum()).collect()
+}
+
 /// Ranks a feeder's consumers as suspects once its balance has alarmed: for each, the drop of
 /// its mean reported daily kWh over `[onset, now]` against its mean over the `reference` days
 /// before `onset`, scored by the share of the missing energy it explains (capped at 1) plus a
@@ -222,10 +228,7 @@ mod tests {
         assert!((50..=55).contains(&first), "alarm on day {first}");
         let onset = days[first].onset;
         assert!((49..=51).contains(&onset), "onset {onset}");
-        let daily: Vec<Vec<f64>> = r
-            .iter()
-            .map(|m| m.chunks_exact(SLOTS).map(|d| d.iter().sum()).collect())
-            .collect();
+        let daily: Vec<Vec<f64>> = r.iter().map(|m| daily_totals(m, SLOTS)).collect();
         let feeder_day: f64 = f[first * SLOTS..(first + 1) * SLOTS].iter().sum();
         let missing = days[first].unaccounted * feeder_day;
         let ranked = rank_suspects(&daily, onset, first, 14, missing);
