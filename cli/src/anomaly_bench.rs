@@ -235,3 +235,31 @@ pub fn run(args: &BenchAnomalyArgs) -> anyhow::Result<()> {
     say!("{}", serde_json::to_string_pretty(&top)?);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_synthetic_matrix_plants_about_one_percent_outliers_that_the_forest_finds() {
+        let ds = synthetic(20_000, 1);
+        assert_eq!(ds.rows.len(), 20_000 * ds.features);
+        let outliers = ds.labels.iter().filter(|&&l| l).count();
+        assert!((150..=250).contains(&outliers), "{outliers}");
+        let report = measure(&ds, &ForestConfig::default(), 1).unwrap();
+        let auc = report["auc_meterflow"].as_f64().unwrap();
+        assert!(auc > 0.95, "{auc}");
+    }
+
+    #[test]
+    fn matrices_round_trip_through_the_files_scikit_learn_reads() {
+        let path = std::env::temp_dir().join(format!("meterflow-f32-{}", std::process::id()));
+        write_f32(&path, &[1.5, -2.0]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            bytes,
+            [1.5f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat()
+        );
+    }
+}
