@@ -28,6 +28,7 @@ mod pipeline;
 mod sim;
 mod simulate;
 mod up;
+mod vee_eval;
 
 use clap::{Parser, Subcommand};
 
@@ -80,6 +81,9 @@ enum EvalCommand {
     /// Theft detection on real data: h1-h6 injected into a seeded share of its meter-days,
     /// ROC-AUC and PR-AUC per attack and overall.
     Theft(detect::EvalTheftArgs),
+    /// The bad-data (VEE) checks on real data with seeded stuck registers, zero runs and
+    /// negative intervals planted: recall and other findings per kind, as JSON.
+    Vee(vee_eval::EvalVeeArgs),
 }
 
 #[derive(Subcommand)]
@@ -114,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Forecast(args)) => forecast_bench::run(&args),
         Command::Detect(args) => detect::run_detect(&args),
         Command::Eval(EvalCommand::Theft(args)) => detect::run_eval(&args),
+        Command::Eval(EvalCommand::Vee(args)) => vee_eval::run(&args),
         Command::Bench(BenchCommand::Anomaly(args)) => anomaly_bench::run(&args),
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(&args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(&args))),

@@ -6,7 +6,7 @@
 //! - `spike`: an interval far above the same slot's robust history (median + k·MAD of the
 //!   same time of day over the previous weeks);
 //! - `stuck_register`: the cumulative register does not move for a run of intervals while the
-//!   meter reports power flowing;
+//!   meter reports power flowing (on average over the run);
 //! - `zero_run`: a long run of zero consumption while voltage is present (the meter has supply,
 //!   so either nothing is on, which in a home is rare for hours, or it is bypassed or broken);
 //! - `negative`: a negative interval, or a register that goes backwards: physically impossible,
@@ -92,7 +92,7 @@ pub struct VeeConfig {
     pub spike_min_history: usize,
     /// Intervals the register must stand still for.
     pub stuck_min_intervals: usize,
-    /// Mean power above which the register must move, kW.
+    /// Mean power over a standstill above which the register must have moved, kW.
     pub stuck_min_power_kw: f64,
     /// Zero intervals in a row that make a zero run.
     pub zero_min_intervals: usize,
@@ -106,7 +106,7 @@ pub struct VeeConfig {
 
 impl VeeConfig {
     /// Defaults for an interval: spikes at z > 8 and 1 kWh over the median, against four
-    /// weeks; stuck for 2 hours above 50 W; zero runs of 12 hours; supply above 100 V; power
+    /// weeks; stuck for 2 hours at a mean above 20 W (40 Wh, forty times a register's 1 Wh step); zero runs of 12 hours; supply above 100 V; power
     /// and energy within 20% + 0.05 kWh.
     pub fn for_interval(interval_ms: i64) -> Self {
         let per_hour = (3_600_000 / interval_ms.max(1)).max(1) as usize;
@@ -117,7 +117,7 @@ impl VeeConfig {
             spike_history_days: 28,
             spike_min_history: 7,
             stuck_min_intervals: 2 * per_hour,
-            stuck_min_power_kw: 0.05,
+            stuck_min_power_kw: 0.02,
             zero_min_intervals: 12 * per_hour,
             voltage_present_v: 100.0,
             power_tolerance: 0.2,
@@ -132,22 +132,27 @@ pub fn check(readings: &[IntervalReading], config: &VeeConfig) -> Vec<Finding> {
     negatives(readings, &mut out);
     gaps(readings, config, &mut out);
     spikes(readings, config, &mut out);
+    // Stuck: the register stands still for the run while the mean power over the run is above
+    // the threshold (a single quiet interval inside must not split a real standstill).
+    let mean_power_above = |s: usize, e: usize| {
+        let powers: Vec<f64> = readings[s..=e]
+            .iter()
+            .filter_map(|r| r.mean_power_kw)
+            .collect();
+        !powers.is_empty()
+            && powers.iter().sum::<f64>() / powers.len() as f64 > config.stuck_min_power_kw
+    };
     runs(
         readings,
         config.stuck_min_intervals,
-        |i| {
-            let stood = match (
-                i.checked_sub(1).map(|p| readings[p].register_kwh),
-                readings[i].register_kwh,
-            ) {
-                (Some(Some(a)), Some(b)) => b == a,
-                _ => false,
-            };
-            stood
-                && readings[i]
-                    .mean_power_kw
-                    .is_some_and(|p| p > config.stuck_min_power_kw)
+        |i| match (
+            i.checked_sub(1).map(|p| readings[p].register_kwh),
+            readings[i].register_kwh,
+        ) {
+            (Some(Some(a)), Some(b)) => b == a,
+            _ => false,
         },
+        mean_power_above,
         VeeKind::StuckRegister,
         "register unchanged while power flowed",
         &mut out,
@@ -161,6 +166,7 @@ pub fn check(readings: &[IntervalReading], config: &VeeConfig) -> Vec<Finding> {
                     .voltage_v
                     .is_some_and(|v| v > config.voltage_present_v)
         },
+        |_, _| true,
         VeeKind::ZeroRun,
         "no consumption with voltage present",
         &mut out,
@@ -274,11 +280,14 @@ fn spikes(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Findin
     }
 }
 
-/// Runs of at least `min` consecutive readings (no gap between them) where `hit(i)` holds.
+/// Runs of at least `min` consecutive readings where `hit(i)` holds and `accept(start, end)`
+/// agrees.
+#[allow(clippy::too_many_arguments)]
 fn runs(
     readings: &[IntervalReading],
     min: usize,
     hit: impl Fn(usize) -> bool,
+    accept: impl Fn(usize, usize) -> bool,
     kind: VeeKind,
     what: &str,
     out: &mut Vec<Finding>,
@@ -286,7 +295,7 @@ fn runs(
     let mut start: Option<usize> = None;
     let close = |s: usize, e: usize, out: &mut Vec<Finding>| {
         let len = e - s + 1;
-        if len >= min.max(1) {
+        if len >= min.max(1) && accept(s, e) {
             out.push(Finding {
                 kind,
                 from: readings[s].end,
@@ -387,6 +396,22 @@ mod tests {
             r.mean_power_kw = Some(0.0);
         }
         assert!(!kinds(&check(&s, &config())).contains(&VeeKind::StuckRegister));
+    }
+
+    #[test]
+    fn one_quiet_interval_inside_a_standstill_does_not_split_it() {
+        let mut s = series(3);
+        let frozen = s[60].register_kwh;
+        for r in &mut s[61..67] {
+            r.register_kwh = frozen;
+        }
+        s[63].mean_power_kw = Some(0.0);
+        let stuck: Vec<Finding> = check(&s, &config())
+            .into_iter()
+            .filter(|f| f.kind == VeeKind::StuckRegister)
+            .collect();
+        assert_eq!(stuck.len(), 1);
+        assert_eq!(stuck[0].score, 6.0);
     }
 
     #[test]
