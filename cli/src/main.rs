@@ -1,9 +1,9 @@
 //! `meterflow`: the command line: `up` (the local stack), `simulate` (a fleet against any
 //! broker), `demo` (the ingest pipeline end to end on this machine), `import` (real
 //! interval-energy files into the local store), `forecast` and `eval forecast` (day-ahead
-//! backtests of the forecasting models on such files), `detect` and `eval theft` (theft and
-//! anomaly scores per meter-day), `cost` (the monthly AWS bill of a fleet)
-//! and `bench ingest|pipeline|forecast|anomaly` (figures as JSON).
+//! backtests of the forecasting models on such files), `detect`, `eval theft` and `eval vee`
+//! (theft and anomaly scores per meter-day, bad-data checks), `cost` (the monthly AWS bill of a
+//! fleet) and `bench ingest|pipeline|forecast|anomaly` (figures as JSON).
 
 /// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
 /// ends quietly when the reader goes away.
