@@ -355,6 +355,24 @@ mod tests {
         VeeConfig::for_interval(HALF_HOUR)
     }
 
+    /// Three days whose register stands still for the six intervals 61..67 under load.
+    fn frozen_for_three_hours() -> Vec<IntervalReading> {
+        let mut s = series(3);
+        let frozen = s[60].register_kwh;
+        for r in &mut s[61..67] {
+            r.register_kwh = frozen;
+        }
+        s
+    }
+
+    /// The findings of one kind on a series, with the default settings.
+    fn of_kind(s: &[IntervalReading], kind: VeeKind) -> Vec<Finding> {
+        check(s, &config())
+            .into_iter()
+            .filter(|f| f.kind == kind)
+            .collect()
+    }
+
     #[test]
     fn a_clean_series_has_no_findings() {
         assert!(check(&series(30), &config()).is_empty());
@@ -377,15 +395,8 @@ mod tests {
 
     #[test]
     fn a_register_standing_still_while_power_flows_is_stuck() {
-        let mut s = series(3);
-        let frozen = s[60].register_kwh;
-        for r in &mut s[61..67] {
-            r.register_kwh = frozen;
-        }
-        let f: Vec<Finding> = check(&s, &config())
-            .into_iter()
-            .filter(|f| f.kind == VeeKind::StuckRegister)
-            .collect();
+        let mut s = frozen_for_three_hours();
+        let f: Vec<Finding> = of_kind(&s, VeeKind::StuckRegister);
         assert_eq!(f.len(), 1);
         assert_eq!(
             (f[0].from, f[0].to, f[0].score),
@@ -400,16 +411,9 @@ mod tests {
 
     #[test]
     fn one_quiet_interval_inside_a_standstill_does_not_split_it() {
-        let mut s = series(3);
-        let frozen = s[60].register_kwh;
-        for r in &mut s[61..67] {
-            r.register_kwh = frozen;
-        }
+        let mut s = frozen_for_three_hours();
         s[63].mean_power_kw = Some(0.0);
-        let stuck: Vec<Finding> = check(&s, &config())
-            .into_iter()
-            .filter(|f| f.kind == VeeKind::StuckRegister)
-            .collect();
+        let stuck: Vec<Finding> = of_kind(&s, VeeKind::StuckRegister);
         assert_eq!(stuck.len(), 1);
         assert_eq!(stuck[0].score, 6.0);
     }
@@ -421,10 +425,7 @@ mod tests {
             r.kwh = 0.0;
             r.mean_power_kw = Some(0.0);
         }
-        let zero: Vec<Finding> = check(&s, &config())
-            .into_iter()
-            .filter(|f| f.kind == VeeKind::ZeroRun)
-            .collect();
+        let zero: Vec<Finding> = of_kind(&s, VeeKind::ZeroRun);
         assert_eq!(zero.len(), 1);
         assert_eq!(zero[0].score, 24.0);
         for r in &mut s[40..64] {
@@ -459,10 +460,7 @@ mod tests {
     fn missing_intervals_are_one_gap_finding_with_their_count() {
         let mut s = series(2);
         s.drain(10..15);
-        let f: Vec<Finding> = check(&s, &config())
-            .into_iter()
-            .filter(|f| f.kind == VeeKind::Gap)
-            .collect();
+        let f: Vec<Finding> = of_kind(&s, VeeKind::Gap);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].score, 5.0);
     }
