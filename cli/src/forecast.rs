@@ -23,20 +23,38 @@ use serde_json::json;
 
 use crate::import::{FormatArg, Zones};
 
-/// What the backtest reads and how it forecasts, shared by `forecast` and `eval forecast`.
+/// The interval file a command reads, shared by forecasting and detection.
 #[derive(Debug, Clone, clap::Args)]
-pub struct InputArgs {
+pub struct FileArgs {
     /// The file, plain or gzip-compressed; `-` for standard input.
     #[arg(long)]
     pub input: PathBuf,
     /// The file's layout.
     #[arg(long, value_enum)]
     pub format: FormatArg,
-    /// IANA time zone: for csv, how naive timestamps are read and where local midnight is
-    /// (default UTC); for sgsc, where local midnight is (default Australia/Brisbane, the
-    /// trial's UTC+10 clock).
+    /// IANA time zone: for csv, how naive timestamps are read and where local midnight (and
+    /// so a local day) is (default UTC); for sgsc, where local midnight is (default
+    /// Australia/Brisbane, the trial's UTC+10 clock).
     #[arg(long)]
     pub timezone: Option<String>,
+}
+
+impl FileArgs {
+    /// The file with its format's default zone.
+    pub fn new(input: PathBuf, format: FormatArg) -> Self {
+        Self {
+            input,
+            format,
+            timezone: None,
+        }
+    }
+}
+
+/// What the backtest reads and how it forecasts, shared by `forecast` and `eval forecast`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InputArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
     /// How far each forecast reaches: a number with m, h or d (`24h`, `2d`, `90m`).
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub horizon: Duration,
@@ -160,32 +178,60 @@ pub struct Loaded {
     pub stats: series::ImportStats,
 }
 
-/// Reads and grids the input, with a progress bar.
-pub fn load(args: &InputArgs) -> anyhow::Result<Loaded> {
+/// An interval file read into per-meter series, with the clock its times were written in.
+pub struct InputFile {
+    /// The series, sorted by meter id.
+    pub meters: Vec<MeterSeries>,
+    /// Bad rows, duplicates and gaps in the file.
+    pub stats: series::ImportStats,
+    /// How to write timestamps.
+    pub clock: Clock,
+    /// The meters' zone: where local midnight is.
+    pub zone: Tz,
+    /// Parse time.
+    pub parse_time: Duration,
+}
+
+/// Reads an interval file (plain, gzip or `-`) with a progress spinner; shared by forecasting
+/// and detection.
+pub fn read_input(file: &FileArgs) -> anyhow::Result<InputFile> {
     let started = Instant::now();
-    let format = Format::from(args.format);
-    let zones = Zones::for_format(format, args.timezone.as_deref())?;
+    let input = &file.input;
+    let format = Format::from(file.format);
+    let zones = Zones::for_format(format, file.timezone.as_deref())?;
     let bar = ProgressBar::new_spinner();
-    let input = crate::import::open_input(&args.input, &bar)?;
-    let mut input = BufReader::with_capacity(256 * 1024, input);
+    let reader = crate::import::open_input(input, &bar)?;
+    let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let clock = match format {
         Format::Sgsc => {
             let off = FixedOffset::east_opt(series::SGSC_UTC_OFFSET_SECONDS as i32)
                 .context("the SGSC offset")?;
             Clock::NaiveFixed(off)
         }
-        Format::Csv => sniff_csv_clock(input.fill_buf()?, zones.parse),
+        Format::Csv => sniff_csv_clock(reader.fill_buf()?, zones.parse),
     };
     let parsed =
-        series::read_series_with_progress(&mut input as &mut dyn Read, format, zones.parse, |p| {
+        series::read_series_with_progress(&mut reader as &mut dyn Read, format, zones.parse, |p| {
             bar.set_message(format!("{} rows", p.rows));
         })
-        .with_context(|| format!("reading {}", args.input.display()))?;
+        .with_context(|| format!("reading {}", input.display()))?;
     bar.finish_and_clear();
+    Ok(InputFile {
+        meters: parsed.meters,
+        stats: parsed.stats,
+        clock,
+        zone: zones.register,
+        parse_time: started.elapsed(),
+    })
+}
+
+/// Reads and grids the input, with a progress bar.
+pub fn load(args: &InputArgs) -> anyhow::Result<Loaded> {
+    let read = read_input(&args.file)?;
     let mut grids = Vec::new();
     let mut skipped = Vec::new();
-    for m in parsed.meters {
-        match grid_of(&m, zones.register) {
+    for m in read.meters {
+        match grid_of(&m, read.zone) {
             Ok(g) => grids.push((m.meter_id, g)),
             Err(why) => skipped.push((m.meter_id, why)),
         }
@@ -193,9 +239,9 @@ pub fn load(args: &InputArgs) -> anyhow::Result<Loaded> {
     Ok(Loaded {
         grids,
         skipped,
-        clock,
-        parse_time: started.elapsed(),
-        stats: parsed.stats,
+        clock: read.clock,
+        parse_time: read.parse_time,
+        stats: read.stats,
     })
 }
 
@@ -257,19 +303,24 @@ fn backtest_all(loaded: &Loaded, args: &InputArgs, all_models: bool) -> Vec<Mete
     out
 }
 
+/// A buffered CSV output: the file at `path`, or standard output for `-`.
+pub fn create_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
+    Ok(if path.as_os_str() == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        let file =
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Box::new(std::io::BufWriter::new(file))
+    })
+}
+
 /// Runs `meterflow forecast`.
 pub fn run_forecast(args: &ForecastArgs) -> anyhow::Result<()> {
     let loaded = load(&args.input)?;
     let started = Instant::now();
     let results = backtest_all(&loaded, &args.input, false);
     let elapsed = started.elapsed();
-    let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
-        Box::new(std::io::stdout().lock())
-    } else {
-        let file = std::fs::File::create(&args.output)
-            .with_context(|| format!("creating {}", args.output.display()))?;
-        Box::new(std::io::BufWriter::new(file))
-    };
+    let mut out = create_output(&args.output)?;
     let rows = write_forecasts(&mut out, &loaded, &results)?;
     out.flush()?;
     drop(out);
@@ -406,8 +457,8 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let meters = loaded.grids.len();
     let forecasts: usize = results.iter().map(|r| r.forecasts.len()).sum();
     let report = json!({
-        "input": args.input.input.display().to_string(),
-        "format": Format::from(args.input.format).as_str(),
+        "input": args.input.file.input.display().to_string(),
+        "format": Format::from(args.input.file.format).as_str(),
         "meters": meters,
         "issue_days": args.input.backtest_days,
         "forecasts": forecasts,
@@ -489,9 +540,7 @@ mod tests {
 
     fn args(input: PathBuf, format: FormatArg, days: usize) -> InputArgs {
         InputArgs {
-            input,
-            format,
-            timezone: None,
+            file: FileArgs::new(input, format),
             horizon: Duration::from_secs(86_400),
             backtest_days: days,
             reselect_every: 7,

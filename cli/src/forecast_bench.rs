@@ -15,7 +15,7 @@ use meter_core::forecast::{
 };
 use serde_json::json;
 
-use crate::forecast::{load, InputArgs};
+use crate::forecast::{load, FileArgs, InputArgs};
 use crate::import::FormatArg;
 
 /// Benchmark settings.
@@ -61,9 +61,7 @@ pub fn run(args: &BenchForecastArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(crate::forecast::shared_sgsc_path);
     let loaded = load(&InputArgs {
-        input,
-        format: args.format,
-        timezone: None,
+        file: FileArgs::new(input, args.format),
         horizon: Duration::from_secs(86_400),
         backtest_days: 0,
         reselect_every: 7,

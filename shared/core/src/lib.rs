@@ -4,11 +4,14 @@
 //! [`ingest::Ingestor`] stores it through the [`ports`], quarantining what it refuses; [`energy`]
 //! derives interval energy from the cumulative register and [`aggregate`] rolls it into hourly,
 //! daily and monthly buckets; [`events`] raises instant events for the alerts function.
+//! Offline and scheduled analysis of stored history: [`forecast`] (per-meter consumption
+//! forecasts) and [`anomaly`] (theft, consumption anomalies, feeder energy balance, bad data).
 //!
 //! Adapters live elsewhere: `meter-local` (SQLite) and `meter-aws` (DynamoDB) implement the
 //! ports; [`memory`] holds in-memory fakes for tests and benchmarks.
 
 pub mod aggregate;
+pub mod anomaly;
 pub mod cost;
 pub mod energy;
 pub mod events;

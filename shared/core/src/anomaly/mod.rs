@@ -1,0 +1,24 @@
+//! Detection: consumption anomalies and electricity theft on per-meter-day data. Pure
+//! computation: no I/O, no async.
+//!
+//! - [`balance`]: feeder energy balance (technical-loss model, CUSUM, suspect ranking).
+//! - [`days`]: a meter's intervals cut into local days, the unit scored.
+//! - [`iforest`]: an isolation forest (scikit-learn's algorithm, a faster layout).
+//! - [`metrics`]: tie-aware ROC-AUC and PR-AUC for evaluations.
+//! - [`rng`]: the seeded generator everything random here draws from.
+//! - [`theft`]: pattern theft scores of meter-days, and the h1–h6 injections.
+//! - [`vee`]: history-based bad-data checks (spikes, stuck registers, zero runs, negative
+//!   values, gaps, power vs energy).
+
+pub mod balance;
+pub mod days;
+pub mod iforest;
+pub mod metrics;
+pub mod rng;
+pub mod theft;
+pub mod vee;
+
+pub use days::MeterDays;
+pub use iforest::{Contamination, ForestConfig, ForestError, IsolationForest};
+pub use rng::Rng;
+pub use theft::{Attack, DayScore, TheftConfig};

@@ -1,0 +1,475 @@
+//! Validation, estimation and editing (VEE) checks on a meter's own interval history: the bad
+//! data a utility must not bill on. Each check returns [`Finding`]s with the evidence window
+//! and a one-line explanation. Statistical findings (spikes) are marked for review, never
+//! edited: a real party and a broken meter look alike to a statistic.
+//!
+//! - `spike`: an interval far above the same slot's robust history (median + k·MAD of the
+//!   same time of day over the previous weeks);
+//! - `stuck_register`: the cumulative register does not move for a run of intervals while the
+//!   meter reports power flowing (on average over the run);
+//! - `zero_run`: a long run of zero consumption while voltage is present (the meter has supply,
+//!   so either nothing is on, which in a home is rare for hours, or it is bypassed or broken);
+//! - `negative`: a negative interval, or a register that goes backwards: physically impossible,
+//!   always flagged;
+//! - `gap`: missing intervals;
+//! - `power_mismatch`: interval energy disagreeing with the mean power over the interval.
+
+use crate::types::Timestamp;
+
+/// One interval of a meter, as the checks need it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IntervalReading {
+    /// End of the interval.
+    pub end: Timestamp,
+    /// Energy of the interval, kWh (negative only when something is wrong).
+    pub kwh: f64,
+    /// The cumulative register at the end of the interval, kWh, when known.
+    pub register_kwh: Option<f64>,
+    /// Mean active power over the interval, kW, when known.
+    pub mean_power_kw: Option<f64>,
+    /// Voltage at the end of the interval, V, when known.
+    pub voltage_v: Option<f64>,
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VeeKind {
+    /// An interval far above its slot's history (review).
+    Spike,
+    /// The register stood still while power flowed.
+    StuckRegister,
+    /// Zero consumption for hours with voltage present.
+    ZeroRun,
+    /// A negative interval or a register going backwards.
+    Negative,
+    /// Missing intervals.
+    Gap,
+    /// Energy and mean power disagree.
+    PowerMismatch,
+}
+
+impl VeeKind {
+    /// Stable name for findings and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Spike => "spike",
+            Self::StuckRegister => "stuck_register",
+            Self::ZeroRun => "zero_run",
+            Self::Negative => "negative",
+            Self::Gap => "gap",
+            Self::PowerMismatch => "power_mismatch",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What was found.
+    pub kind: VeeKind,
+    /// End of the first interval of the evidence.
+    pub from: Timestamp,
+    /// End of the last interval of the evidence.
+    pub to: Timestamp,
+    /// Strength: robust z for spikes, intervals for runs and gaps, kWh for the rest.
+    pub score: f64,
+    /// One line for a person.
+    pub explanation: String,
+}
+
+/// Check settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VeeConfig {
+    /// The meter's interval, ms.
+    pub interval_ms: i64,
+    /// Robust z above which an interval is a spike.
+    pub spike_z: f64,
+    /// …and at least this many kWh above the slot's median (tiny values are noisy in z).
+    pub spike_min_excess_kwh: f64,
+    /// Days of same-slot history for the spike check.
+    pub spike_history_days: usize,
+    /// Fewest same-slot values for a spike check.
+    pub spike_min_history: usize,
+    /// Intervals the register must stand still for.
+    pub stuck_min_intervals: usize,
+    /// Mean power over a standstill above which the register must have moved, kW.
+    pub stuck_min_power_kw: f64,
+    /// Zero intervals in a row that make a zero run.
+    pub zero_min_intervals: usize,
+    /// Voltage above which supply is present, V.
+    pub voltage_present_v: f64,
+    /// Allowed disagreement between energy and power × time, as a share of the larger…
+    pub power_tolerance: f64,
+    /// …plus this many kWh (the register's resolution and power sampling).
+    pub power_tolerance_kwh: f64,
+}
+
+impl VeeConfig {
+    /// Defaults for an interval: spikes at z > 8 and 1 kWh over the median, against four
+    /// weeks; stuck for 2 hours at a mean above 20 W (40 Wh, forty times a register's 1 Wh step); zero runs of 12 hours; supply above 100 V; power
+    /// and energy within 20% + 0.05 kWh.
+    pub fn for_interval(interval_ms: i64) -> Self {
+        let per_hour = (3_600_000 / interval_ms.max(1)).max(1) as usize;
+        Self {
+            interval_ms,
+            spike_z: 8.0,
+            spike_min_excess_kwh: 1.0,
+            spike_history_days: 28,
+            spike_min_history: 7,
+            stuck_min_intervals: 2 * per_hour,
+            stuck_min_power_kw: 0.02,
+            zero_min_intervals: 12 * per_hour,
+            voltage_present_v: 100.0,
+            power_tolerance: 0.2,
+            power_tolerance_kwh: 0.05,
+        }
+    }
+}
+
+/// Runs every check over a meter's readings (sorted by time, one per interval end).
+pub fn check(readings: &[IntervalReading], config: &VeeConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    negatives(readings, &mut out);
+    gaps(readings, config, &mut out);
+    spikes(readings, config, &mut out);
+    // Stuck: the register stands still for the run while the mean power over the run is above
+    // the threshold (a single quiet interval inside must not split a real standstill).
+    let mean_power_above = |s: usize, e: usize| {
+        let powers: Vec<f64> = readings[s..=e]
+            .iter()
+            .filter_map(|r| r.mean_power_kw)
+            .collect();
+        !powers.is_empty()
+            && powers.iter().sum::<f64>() / powers.len() as f64 > config.stuck_min_power_kw
+    };
+    runs(
+        readings,
+        config.stuck_min_intervals,
+        |i| match (
+            i.checked_sub(1).map(|p| readings[p].register_kwh),
+            readings[i].register_kwh,
+        ) {
+            (Some(Some(a)), Some(b)) => b == a,
+            _ => false,
+        },
+        mean_power_above,
+        VeeKind::StuckRegister,
+        "register unchanged while power flowed",
+        &mut out,
+    );
+    runs(
+        readings,
+        config.zero_min_intervals,
+        |i| {
+            readings[i].kwh == 0.0
+                && readings[i]
+                    .voltage_v
+                    .is_some_and(|v| v > config.voltage_present_v)
+        },
+        |_, _| true,
+        VeeKind::ZeroRun,
+        "no consumption with voltage present",
+        &mut out,
+    );
+    let hours = config.interval_ms as f64 / 3_600_000.0;
+    for r in readings {
+        if let Some(p) = r.mean_power_kw {
+            let expected = p * hours;
+            let tolerance = config.power_tolerance * expected.abs().max(r.kwh.abs())
+                + config.power_tolerance_kwh;
+            if (r.kwh - expected).abs() > tolerance {
+                out.push(Finding {
+                    kind: VeeKind::PowerMismatch,
+                    from: r.end,
+                    to: r.end,
+                    score: (r.kwh - expected).abs(),
+                    explanation: format!(
+                        "{:.3} kWh recorded but mean power {p:.3} kW implies {expected:.3} kWh",
+                        r.kwh
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn negatives(readings: &[IntervalReading], out: &mut Vec<Finding>) {
+    for (i, r) in readings.iter().enumerate() {
+        if r.kwh < 0.0 {
+            out.push(Finding {
+                kind: VeeKind::Negative,
+                from: r.end,
+                to: r.end,
+                score: -r.kwh,
+                explanation: format!("negative interval energy {:.3} kWh", r.kwh),
+            });
+        }
+        let previous = i.checked_sub(1).and_then(|p| readings[p].register_kwh);
+        if let (Some(a), Some(b)) = (previous, r.register_kwh) {
+            if b < a {
+                out.push(Finding {
+                    kind: VeeKind::Negative,
+                    from: readings[i - 1].end,
+                    to: r.end,
+                    score: a - b,
+                    explanation: format!("register went backwards from {a:.3} to {b:.3} kWh"),
+                });
+            }
+        }
+    }
+}
+
+fn gaps(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Finding>) {
+    for w in readings.windows(2) {
+        let step = w[1].end.millis() - w[0].end.millis();
+        let missing = step / config.interval_ms.max(1) - 1;
+        if missing > 0 {
+            out.push(Finding {
+                kind: VeeKind::Gap,
+                from: w[0].end.add_millis(config.interval_ms),
+                to: w[1].end.add_millis(-config.interval_ms),
+                score: missing as f64,
+                explanation: format!("{missing} missing intervals"),
+            });
+        }
+    }
+}
+
+/// Spikes against the same slot's values over the previous `spike_history_days` days, found by
+/// time (not position), so gaps do not shift the slots.
+fn spikes(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Finding>) {
+    const DAY_MS: i64 = 86_400_000;
+    let mut history = Vec::new();
+    for (i, r) in readings.iter().enumerate() {
+        history.clear();
+        let mut j = i;
+        for back in 1..=config.spike_history_days as i64 {
+            let want = r.end.millis() - back * DAY_MS;
+            // Readings are sorted: walk back to the wanted time.
+            while j > 0 && readings[j].end.millis() > want {
+                j -= 1;
+            }
+            if readings[j].end.millis() == want && readings[j].kwh >= 0.0 {
+                history.push(readings[j].kwh);
+            }
+        }
+        if history.len() < config.spike_min_history {
+            continue;
+        }
+        history.sort_by(f64::total_cmp);
+        let median = history[history.len() / 2];
+        let mut deviations: Vec<f64> = history.iter().map(|v| (v - median).abs()).collect();
+        deviations.sort_by(f64::total_cmp);
+        // A floor on the spread: a slot that is always the same must not make 0.01 kWh a spike.
+        let spread = 1.4826 * deviations[deviations.len() / 2] + 0.05;
+        let z = (r.kwh - median) / spread;
+        if z > config.spike_z && r.kwh - median > config.spike_min_excess_kwh {
+            out.push(Finding {
+                kind: VeeKind::Spike,
+                from: r.end,
+                to: r.end,
+                score: z,
+                explanation: format!(
+                    "{:.3} kWh against a usual {median:.3} kWh at this time of day (z = {z:.1}); \
+                     for review, not edited",
+                    r.kwh
+                ),
+            });
+        }
+    }
+}
+
+/// Runs of at least `min` consecutive readings where `hit(i)` holds and `accept(start, end)`
+/// agrees.
+#[allow(clippy::too_many_arguments)]
+fn runs(
+    readings: &[IntervalReading],
+    min: usize,
+    hit: impl Fn(usize) -> bool,
+    accept: impl Fn(usize, usize) -> bool,
+    kind: VeeKind,
+    what: &str,
+    out: &mut Vec<Finding>,
+) {
+    let mut start: Option<usize> = None;
+    let close = |s: usize, e: usize, out: &mut Vec<Finding>| {
+        let len = e - s + 1;
+        if len >= min.max(1) && accept(s, e) {
+            out.push(Finding {
+                kind,
+                from: readings[s].end,
+                to: readings[e].end,
+                score: len as f64,
+                explanation: format!("{what} for {len} intervals"),
+            });
+        }
+    };
+    for i in 0..readings.len() {
+        match (start, hit(i)) {
+            (None, true) => start = Some(i),
+            (Some(s), false) => {
+                close(s, i - 1, out);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        close(s, readings.len() - 1, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HALF_HOUR: i64 = 1_800_000;
+
+    /// `days` half-hourly days of a steady household: 0.2 kWh a half-hour at night, 0.6 in the
+    /// evening; register, power and voltage consistent with it.
+    fn series(days: usize) -> Vec<IntervalReading> {
+        let first = Timestamp::parse_rfc3339("2026-03-01T00:30:00Z").unwrap();
+        let mut register = 100.0;
+        (0..days * 48)
+            .map(|i| {
+                let slot = i % 48;
+                let kwh = if (36..44).contains(&slot) { 0.6 } else { 0.2 } + 0.01 * (i % 3) as f64;
+                register += kwh;
+                IntervalReading {
+                    end: first.add_millis(i as i64 * HALF_HOUR),
+                    kwh,
+                    register_kwh: Some(register),
+                    mean_power_kw: Some(kwh * 2.0),
+                    voltage_v: Some(230.0),
+                }
+            })
+            .collect()
+    }
+
+    fn kinds(findings: &[Finding]) -> Vec<VeeKind> {
+        findings.iter().map(|f| f.kind).collect()
+    }
+
+    fn config() -> VeeConfig {
+        VeeConfig::for_interval(HALF_HOUR)
+    }
+
+    /// Three days whose register stands still for the six intervals 61..67 under load.
+    fn frozen_for_three_hours() -> Vec<IntervalReading> {
+        let mut s = series(3);
+        let frozen = s[60].register_kwh;
+        for r in &mut s[61..67] {
+            r.register_kwh = frozen;
+        }
+        s
+    }
+
+    /// The findings of one kind on a series, with the default settings.
+    fn of_kind(s: &[IntervalReading], kind: VeeKind) -> Vec<Finding> {
+        check(s, &config())
+            .into_iter()
+            .filter(|f| f.kind == kind)
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_series_has_no_findings() {
+        assert!(check(&series(30), &config()).is_empty());
+    }
+
+    #[test]
+    fn a_spike_against_the_slots_history_is_flagged_for_review() {
+        let mut s = series(30);
+        let i = 20 * 48 + 10;
+        s[i].kwh = 3.0;
+        s[i].mean_power_kw = Some(6.0);
+        for r in &mut s[i..] {
+            r.register_kwh = r.register_kwh.map(|v| v + 2.8);
+        }
+        let f = check(&s, &config());
+        assert_eq!(kinds(&f), vec![VeeKind::Spike]);
+        assert_eq!(f[0].from, s[i].end);
+        assert!(f[0].explanation.contains("not edited"));
+    }
+
+    #[test]
+    fn a_register_standing_still_while_power_flows_is_stuck() {
+        let mut s = frozen_for_three_hours();
+        let f: Vec<Finding> = of_kind(&s, VeeKind::StuckRegister);
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].from, f[0].to, f[0].score),
+            (s[61].end, s[66].end, 6.0)
+        );
+        // The same standstill with no power is a quiet home, not a stuck register.
+        for r in &mut s[61..67] {
+            r.mean_power_kw = Some(0.0);
+        }
+        assert!(!kinds(&check(&s, &config())).contains(&VeeKind::StuckRegister));
+    }
+
+    #[test]
+    fn one_quiet_interval_inside_a_standstill_does_not_split_it() {
+        let mut s = frozen_for_three_hours();
+        s[63].mean_power_kw = Some(0.0);
+        let stuck: Vec<Finding> = of_kind(&s, VeeKind::StuckRegister);
+        assert_eq!(stuck.len(), 1);
+        assert_eq!(stuck[0].score, 6.0);
+    }
+
+    #[test]
+    fn twelve_hours_of_zero_with_voltage_is_a_zero_run_and_without_voltage_is_not() {
+        let mut s = series(3);
+        for r in &mut s[40..64] {
+            r.kwh = 0.0;
+            r.mean_power_kw = Some(0.0);
+        }
+        let zero: Vec<Finding> = of_kind(&s, VeeKind::ZeroRun);
+        assert_eq!(zero.len(), 1);
+        assert_eq!(zero[0].score, 24.0);
+        for r in &mut s[40..64] {
+            r.voltage_v = Some(0.0);
+        }
+        assert!(!kinds(&check(&s, &config())).contains(&VeeKind::ZeroRun));
+        // 11.5 hours is not enough.
+        let mut s = series(3);
+        for r in &mut s[40..63] {
+            r.kwh = 0.0;
+            r.mean_power_kw = Some(0.0);
+        }
+        assert!(!kinds(&check(&s, &config())).contains(&VeeKind::ZeroRun));
+    }
+
+    #[test]
+    fn negative_intervals_and_a_register_going_backwards_are_always_caught() {
+        let mut s = series(2);
+        s[5].kwh = -0.3;
+        s[5].mean_power_kw = Some(-0.6);
+        s[30].register_kwh = Some(1.0);
+        let f = check(&s, &config());
+        let negatives: Vec<&Finding> = f.iter().filter(|f| f.kind == VeeKind::Negative).collect();
+        // The negative interval, and the register dropping into index 30 (its jump back up out
+        // of it is not a drop).
+        assert_eq!(negatives.len(), 2, "{negatives:?}");
+        assert_eq!(negatives[0].from, s[5].end);
+        assert_eq!(negatives[1].to, s[30].end);
+    }
+
+    #[test]
+    fn missing_intervals_are_one_gap_finding_with_their_count() {
+        let mut s = series(2);
+        s.drain(10..15);
+        let f: Vec<Finding> = of_kind(&s, VeeKind::Gap);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].score, 5.0);
+    }
+
+    #[test]
+    fn energy_that_disagrees_with_mean_power_is_a_mismatch() {
+        let mut s = series(2);
+        s[7].mean_power_kw = Some(3.0);
+        let f = check(&s, &config());
+        assert_eq!(kinds(&f), vec![VeeKind::PowerMismatch]);
+    }
+}
