@@ -126,6 +126,31 @@ pub async fn write_all(
     .await
 }
 
+/// Puts `items` (each already unique by key: one batch may not name a key twice) into `table`
+/// with [`write_all`]. `what` names the items in errors.
+pub async fn put_all(
+    client: &Client,
+    table: &str,
+    items: impl IntoIterator<
+        Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    >,
+    what: &str,
+) -> Result<usize, StoreError> {
+    let requests = items
+        .into_iter()
+        .map(|item| {
+            aws_sdk_dynamodb::types::PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| crate::error::rejected(format!("building a {what} put request: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = requests.len();
+    write_all(client, table, requests).await?;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

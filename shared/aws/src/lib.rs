@@ -2,7 +2,8 @@
 //!
 //! Each port has one adapter over one table: [`DynamoReadingStore`] (readings),
 //! [`DynamoMeterRegistry`] (meters), [`DynamoQuarantineStore`] (quarantine),
-//! [`DynamoAggregateStore`] (aggregates) and [`DynamoEventStore`] (events). Keys, attributes
+//! [`DynamoAggregateStore`] (aggregates), [`DynamoEventStore`] (events) and
+//! [`DynamoForecastStore`] (forecasts, the `forecast` function's own table). Keys, attributes
 //! and every access pattern are described in `docs/data-model.md`; no request path scans.
 //!
 //! A Lambda builds its ports once at cold start with [`ports_from_env`]: it loads the SDK's
@@ -22,6 +23,7 @@ pub mod batch;
 mod config;
 mod error;
 mod events;
+mod forecasts;
 mod item;
 mod ops;
 mod quarantine;
@@ -37,10 +39,11 @@ use meter_core::Ports;
 pub use aggregates::{DynamoAggregateStore, VERSION_SK};
 pub use config::{ConfigError, Retention, Tables};
 pub use events::DynamoEventStore;
+pub use forecasts::DynamoForecastStore;
 pub use quarantine::{quarantine_sk, DynamoQuarantineStore};
 pub use readings::{reading_sk, seq_guard_sk, DynamoReadingStore};
 pub use registry::{DynamoMeterRegistry, BY_FEEDER_INDEX};
-pub use tables::{create_tables, TTL_ATTRIBUTE};
+pub use tables::{create_forecast_table, create_tables, TTL_ATTRIBUTE};
 
 /// A DynamoDB client from the SDK's default configuration chain (environment, profile, IMDS or
 /// the Lambda role; `AWS_ENDPOINT_URL` redirects it to moto or DynamoDB Local).

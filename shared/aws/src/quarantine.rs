@@ -6,12 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use meter_core::ports::QuarantineStore;
 use meter_core::{QuarantineEntry, QuarantineReason, StoreError, Timestamp};
 
-use crate::batch::write_all;
+use crate::batch::put_all;
 use crate::config::{expires_at, Retention};
 use crate::error::rejected;
 use crate::item::{check_key_ms, ms_key, n, s, Fields, Item};
@@ -79,18 +78,13 @@ impl QuarantineStore for DynamoQuarantineStore {
                 encode(e, self.retention_days)?,
             );
         }
-        let requests = by_key
-            .into_values()
-            .map(|item| {
-                PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|e| rejected(format!("building a quarantine put request: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let count = requests.len();
-        write_all(&self.client, &self.table, requests).await?;
+        let count = put_all(
+            &self.client,
+            &self.table,
+            by_key.into_values(),
+            "quarantine",
+        )
+        .await?;
         tracing::info!(table = %self.table, entries = count, "quarantine entries stored");
         Ok(())
     }
