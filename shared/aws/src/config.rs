@@ -73,6 +73,40 @@ impl Tables {
     }
 }
 
+/// The tables the `forecast` function uses: it reads the registry and readings that ingest
+/// writes, and writes its own forecasts table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForecastTables {
+    /// The meter registry (`METERS_TABLE`), paged through by the shards.
+    pub meters: String,
+    /// Raw readings (`READINGS_TABLE`), each meter's history.
+    pub readings: String,
+    /// Issued forecasts (`FORECASTS_TABLE`).
+    pub forecasts: String,
+}
+
+impl ForecastTables {
+    /// Reads `METERS_TABLE`, `READINGS_TABLE` and `FORECASTS_TABLE`; the error names the first
+    /// one missing.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`ForecastTables::from_env`], reading variables through `get` (for tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
+        };
+        Ok(Self {
+            meters: var("METERS_TABLE")?,
+            readings: var("READINGS_TABLE")?,
+            forecasts: var("FORECASTS_TABLE")?,
+        })
+    }
+}
+
 /// How long DynamoDB keeps what expires: each such item carries an `expires_at` TTL attribute
 /// (epoch seconds) computed from its own time, so rewriting it yields the same item.
 /// Aggregates never expire.

@@ -29,20 +29,25 @@ mod ops;
 mod quarantine;
 mod readings;
 mod registry;
+#[cfg(feature = "sqs")]
+mod sqs;
 mod tables;
 
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use meter_core::ports::{ForecastStore, MeterRegistry, ReadingStore};
 use meter_core::Ports;
 
 pub use aggregates::{DynamoAggregateStore, VERSION_SK};
-pub use config::{ConfigError, Retention, Tables};
+pub use config::{ConfigError, ForecastTables, Retention, Tables};
 pub use events::DynamoEventStore;
 pub use forecasts::DynamoForecastStore;
 pub use quarantine::{quarantine_sk, DynamoQuarantineStore};
 pub use readings::{reading_sk, seq_guard_sk, DynamoReadingStore};
 pub use registry::{DynamoMeterRegistry, BY_FEEDER_INDEX};
+#[cfg(feature = "sqs")]
+pub use sqs::SqsShardDispatcher;
 pub use tables::{create_forecast_table, create_tables, TTL_ATTRIBUTE};
 
 /// A DynamoDB client from the SDK's default configuration chain (environment, profile, IMDS or
@@ -71,6 +76,40 @@ pub async fn dynamo_ports(client: Client, tables: &Tables, retention: &Retention
             &tables.aggregates,
         )),
         events: Arc::new(DynamoEventStore::new(client, &tables.events, retention)),
+    }
+}
+
+/// What the `forecast` function stores through: the registry and readings ingest writes (read
+/// only) and its own forecasts table.
+pub struct ForecastPorts {
+    /// The meter registry, paged through by the shards.
+    pub registry: Arc<dyn MeterRegistry>,
+    /// Raw readings: each meter's history.
+    pub readings: Arc<dyn ReadingStore>,
+    /// Issued forecasts.
+    pub forecasts: Arc<dyn ForecastStore>,
+}
+
+/// The forecast function's adapters over `tables`, sharing `client`; forecasts expire
+/// `forecast_retention_days` after their issue.
+pub fn forecast_ports(
+    client: Client,
+    tables: &ForecastTables,
+    forecast_retention_days: u32,
+) -> ForecastPorts {
+    ForecastPorts {
+        registry: Arc::new(DynamoMeterRegistry::new(client.clone(), &tables.meters)),
+        // Retention only stamps what the store writes; the forecast function only reads.
+        readings: Arc::new(DynamoReadingStore::new(
+            client.clone(),
+            &tables.readings,
+            &Retention::default(),
+        )),
+        forecasts: Arc::new(DynamoForecastStore::new(
+            client,
+            &tables.forecasts,
+            forecast_retention_days,
+        )),
     }
 }
 
