@@ -203,7 +203,8 @@ pub fn is_reselection_day(meter: &MeterId, issued_at: Timestamp, every: u32) -> 
 
 /// Issues `meter`'s forecast at `issued_at` from `readings` (sorted, all at or before
 /// `issued_at`; later ones are ignored so that no forecast ever sees them). `previous` is the
-/// model of the meter's latest stored forecast, kept unless today is its re-selection day.
+/// model of the meter's latest stored forecast, kept unless today is its re-selection day or it
+/// is not one of the candidates (a short history's fallback).
 pub fn issue(
     meter: &MeterId,
     tz: Tz,
@@ -233,8 +234,13 @@ pub fn issue(
     }
     let grid = Grid::from_points(&points, interval, tz).ok_or(IssueError::NoHistory)?;
     let issue = grid.values.len();
+    // A model kept from a short history's fallback (not a candidate) is never kept: the meter
+    // may have outgrown it, so it is re-selected until a candidate wins.
     let select_cfg = match previous {
-        Some(model) if !is_reselection_day(meter, issued_at, cfg.reselect_every_days) => {
+        Some(model)
+            if cfg.select.candidates.contains(&model)
+                && !is_reselection_day(meter, issued_at, cfg.reselect_every_days) =>
+        {
             SelectConfig {
                 candidates: vec![model],
                 ..cfg.select.clone()
@@ -442,5 +448,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kept.model, ModelKind::Persistence7);
+        // A fallback model is not kept: the meter has outgrown it.
+        let regrown = issue(
+            &m,
+            Tz::UTC,
+            &all,
+            quiet,
+            Some(ModelKind::LastValue),
+            &cfg,
+            &NoTariff,
+        )
+        .unwrap();
+        assert_ne!(regrown.model, ModelKind::LastValue);
     }
 }
