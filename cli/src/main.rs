@@ -2,7 +2,7 @@
 //! broker), `demo` (the ingest pipeline end to end on this machine), `import` (real
 //! interval-energy files into the local store), `forecast` and `eval forecast` (day-ahead
 //! backtests of the forecasting models on such files), `cost` (the monthly AWS bill of a fleet)
-//! and `bench ingest|pipeline|forecast` (figures as JSON).
+//! and `bench ingest|pipeline|forecast|forecast-run` (figures as JSON).
 
 /// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
 /// ends quietly when the reader goes away.
@@ -18,6 +18,7 @@ mod cost;
 mod demo;
 mod forecast;
 mod forecast_bench;
+mod forecast_run;
 mod import;
 mod paths;
 mod pipeline;
@@ -80,6 +81,9 @@ enum BenchCommand {
     Pipeline(pipeline::PipelineArgs),
     /// Forecasting speed on real data: daily forecasts and model re-selection, meters/s.
     Forecast(forecast_bench::BenchForecastArgs),
+    /// The forecast function's path (coordinator, shards, store reads and writes) on a local
+    /// store, day by day: meters/s with full re-selection and with kept models.
+    ForecastRun(forecast_run::ForecastRunArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -101,6 +105,9 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Forecast(args)) => forecast_bench::run(&args),
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(&args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(&args))),
+        Command::Bench(BenchCommand::ForecastRun(args)) => {
+            runtime().and_then(|rt| rt.block_on(forecast_run::run(&args)))
+        }
         Command::Bench(BenchCommand::Pipeline(args)) => {
             runtime().and_then(|rt| rt.block_on(pipeline::run(&args)))
         }

@@ -441,11 +441,17 @@ async fn forecast_one(
     let from = issued_at.add_millis(-i64::from(cfg.history_days) * DAY_MS);
     let readings = f.readings.range(&m.meter_id, from, issued_at).await?;
     let reselect = is_reselection_day(&m.meter_id, issued_at, cfg.issue.reselect_every_days);
-    // Only a day that keeps the model needs to know which one it was.
+    // Only a day that keeps the model needs to know which one it was; a forecast issued at or
+    // after this issue (a backfill of an earlier day) chose its model from later data, so it is
+    // not used.
     let previous = if reselect {
         None
     } else {
-        f.forecasts.latest(&m.meter_id).await?.map(|fc| fc.model)
+        f.forecasts
+            .latest(&m.meter_id)
+            .await?
+            .filter(|fc| fc.issued_at < issued_at)
+            .map(|fc| fc.model)
     };
     match issue(
         &m.meter_id,
