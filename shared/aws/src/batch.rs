@@ -126,18 +126,23 @@ pub async fn write_all(
     .await
 }
 
-/// Puts `items` (each already unique by key: one batch may not name a key twice) into `table`
-/// with [`write_all`]. `what` names the items in errors.
-pub async fn put_all(
+/// Puts `items` into `table` with [`write_all`], each under its key `K`: one batch may not
+/// name a key twice, so of items with equal keys the last wins, as it would if they came one
+/// call apart. `what` names the items in errors. Returns how many were written.
+pub async fn put_all<K: Ord>(
     client: &Client,
     table: &str,
     items: impl IntoIterator<
-        Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+        Item = (
+            K,
+            std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+        ),
     >,
     what: &str,
 ) -> Result<usize, StoreError> {
-    let requests = items
-        .into_iter()
+    let by_key: std::collections::BTreeMap<K, _> = items.into_iter().collect();
+    let requests = by_key
+        .into_values()
         .map(|item| {
             aws_sdk_dynamodb::types::PutRequest::builder()
                 .set_item(Some(item))

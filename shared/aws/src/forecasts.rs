@@ -7,7 +7,7 @@
 //! (energies in mWh): 48 hours of half-hourly points are about 2.7 KB (three write units), of
 //! quarter-hour points about 5.3 KB (six).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -137,16 +137,15 @@ fn decode(item: &Item, table: &str) -> Result<StoredForecast, StoreError> {
 #[async_trait]
 impl ForecastStore for DynamoForecastStore {
     async fn put(&self, forecasts: &[StoredForecast]) -> Result<(), StoreError> {
-        // One batch may not name a key twice: the last forecast for a key wins, as it would
-        // if the two came one call apart.
-        let mut by_key: BTreeMap<(&str, i64), Item> = BTreeMap::new();
-        for fc in forecasts {
-            by_key.insert(
-                (fc.meter_id.as_str(), fc.issued_at.millis()),
-                encode(fc, self.retention_days)?,
-            );
-        }
-        let count = put_all(&self.client, &self.table, by_key.into_values(), "forecast").await?;
+        let items = forecasts
+            .iter()
+            .map(|fc| {
+                let key = (fc.meter_id.as_str(), fc.issued_at.millis());
+                Ok((key, encode(fc, self.retention_days)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Of two forecasts for one key in a call, the last wins (put_all keeps it).
+        let count = put_all(&self.client, &self.table, items, "forecast").await?;
         tracing::debug!(table = %self.table, forecasts = count, "forecasts stored");
         Ok(())
     }
@@ -159,20 +158,11 @@ impl ForecastStore for DynamoForecastStore {
         if check_key_ms("forecast", issued_at.millis()).is_err() {
             return Ok(None);
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(meter.as_str()))
-            .key("sk", s(ms_key(issued_at.millis())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", &self.table, e))?;
-        out.item
-            .filter(|i| !i.is_empty())
-            .map(|i| decode(&i, &self.table))
-            .transpose()
+        let key = HashMap::from([
+            (PK.to_owned(), s(meter.as_str())),
+            ("sk".to_owned(), s(ms_key(issued_at.millis()))),
+        ]);
+        crate::ops::get_consistent(&self.client, &self.table, key, decode).await
     }
 
     async fn latest(&self, meter: &MeterId) -> Result<Option<StoredForecast>, StoreError> {

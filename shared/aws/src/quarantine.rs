@@ -3,7 +3,7 @@
 //! away. Entries are written with `BatchWriteItem`: their ids are deterministic, so a redelivered
 //! message overwrites its own entries with identical items.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -70,21 +70,15 @@ fn encode(e: &QuarantineEntry, retention_days: u32) -> Result<Item, StoreError> 
 #[async_trait]
 impl QuarantineStore for DynamoQuarantineStore {
     async fn put(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
-        // One batch may not name the same key twice; the same id means the same entry anyway.
-        let mut by_key: BTreeMap<(&str, String), Item> = BTreeMap::new();
-        for e in entries {
-            by_key.insert(
-                (e.meter_key.as_str(), quarantine_sk(e.received, &e.id)),
-                encode(e, self.retention_days)?,
-            );
-        }
-        let count = put_all(
-            &self.client,
-            &self.table,
-            by_key.into_values(),
-            "quarantine",
-        )
-        .await?;
+        // The same id means the same entry, so put_all keeping the last of a key loses nothing.
+        let items = entries
+            .iter()
+            .map(|e| {
+                let key = (e.meter_key.as_str(), quarantine_sk(e.received, &e.id));
+                Ok((key, encode(e, self.retention_days)?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let count = put_all(&self.client, &self.table, items, "quarantine").await?;
         tracing::info!(table = %self.table, entries = count, "quarantine entries stored");
         Ok(())
     }

@@ -37,19 +37,8 @@ impl DynamoMeterRegistry {
     }
 
     async fn get_consistent(&self, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(meter.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", &self.table, e))?;
-        out.item
-            .filter(|i| !i.is_empty())
-            .map(|i| decode(&i, &self.table))
-            .transpose()
+        let key = HashMap::from([(PK.to_owned(), s(meter.as_str()))]);
+        crate::ops::get_consistent(&self.client, &self.table, key, decode).await
     }
 }
 

@@ -266,7 +266,7 @@ mod tests {
 
     use super::*;
     use crate::forecast::NoTariff;
-    use crate::types::{MeterStatus, HOUR_MS};
+    use crate::types::HOUR_MS;
 
     const HALF_HOUR: i64 = HOUR_MS / 2;
     /// 2026-11-01T00:00:00Z.
@@ -289,21 +289,7 @@ mod tests {
                 let slot = (i % 48) as f64;
                 register += 0.3 + 0.2 * (slot / 48.0 * std::f64::consts::TAU).sin() + 0.2 * noise;
                 let ts = Timestamp::from_millis(T0 + i * HALF_HOUR);
-                Reading {
-                    meter_id: meter("m-1"),
-                    ts,
-                    seq: None,
-                    received: ts,
-                    energy_import: Energy::from_kwh(register).unwrap(),
-                    energy_export: None,
-                    power_w: None,
-                    voltage_v: None,
-                    current_a: None,
-                    power_factor: None,
-                    frequency_hz: None,
-                    status: MeterStatus::Ok,
-                    relay: None,
-                }
+                Reading::register_only(meter("m-1"), ts, ts, Energy::from_kwh(register).unwrap())
             })
             .collect()
     }
