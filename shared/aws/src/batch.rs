@@ -126,21 +126,22 @@ pub async fn write_all(
     .await
 }
 
-/// Puts `items` into `table` with [`write_all`], each under its key `K`: one batch may not
-/// name a key twice, so of items with equal keys the last wins, as it would if they came one
-/// call apart. `what` names the items in errors. Returns how many were written.
-pub async fn put_all<K: Ord>(
+/// Puts `records` into `table` with [`write_all`], each encoded by `encode` under its key
+/// `key(record)`: one batch may not name a key twice, so of records with equal keys the last
+/// wins, as it would if they came one call apart. `what` names the records in errors. Returns
+/// how many items were written.
+pub async fn put_all<'a, T, K: Ord>(
     client: &Client,
     table: &str,
-    items: impl IntoIterator<
-        Item = (
-            K,
-            std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-        ),
-    >,
+    records: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    encode: impl Fn(&T) -> Result<crate::item::Item, StoreError>,
     what: &str,
 ) -> Result<usize, StoreError> {
-    let by_key: std::collections::BTreeMap<K, _> = items.into_iter().collect();
+    let by_key = records
+        .iter()
+        .map(|r| Ok((key(r), encode(r)?)))
+        .collect::<Result<std::collections::BTreeMap<K, _>, StoreError>>()?;
     let requests = by_key
         .into_values()
         .map(|item| {

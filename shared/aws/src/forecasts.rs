@@ -137,15 +137,15 @@ fn decode(item: &Item, table: &str) -> Result<StoredForecast, StoreError> {
 #[async_trait]
 impl ForecastStore for DynamoForecastStore {
     async fn put(&self, forecasts: &[StoredForecast]) -> Result<(), StoreError> {
-        let items = forecasts
-            .iter()
-            .map(|fc| {
-                let key = (fc.meter_id.as_str(), fc.issued_at.millis());
-                Ok((key, encode(fc, self.retention_days)?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        // Of two forecasts for one key in a call, the last wins (put_all keeps it).
-        let count = put_all(&self.client, &self.table, items, "forecast").await?;
+        let count = put_all(
+            &self.client,
+            &self.table,
+            forecasts,
+            |fc| (fc.meter_id.as_str(), fc.issued_at.millis()),
+            |fc| encode(fc, self.retention_days),
+            "forecast",
+        )
+        .await?;
         tracing::debug!(table = %self.table, forecasts = count, "forecasts stored");
         Ok(())
     }

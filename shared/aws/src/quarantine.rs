@@ -70,15 +70,16 @@ fn encode(e: &QuarantineEntry, retention_days: u32) -> Result<Item, StoreError> 
 #[async_trait]
 impl QuarantineStore for DynamoQuarantineStore {
     async fn put(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
-        // The same id means the same entry, so put_all keeping the last of a key loses nothing.
-        let items = entries
-            .iter()
-            .map(|e| {
-                let key = (e.meter_key.as_str(), quarantine_sk(e.received, &e.id));
-                Ok((key, encode(e, self.retention_days)?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let count = put_all(&self.client, &self.table, items, "quarantine").await?;
+        // The same id means the same entry, so keeping the last of a key loses nothing.
+        let count = put_all(
+            &self.client,
+            &self.table,
+            entries,
+            |e| (e.meter_key.as_str(), quarantine_sk(e.received, &e.id)),
+            |e| encode(e, self.retention_days),
+            "quarantine",
+        )
+        .await?;
         tracing::info!(table = %self.table, entries = count, "quarantine entries stored");
         Ok(())
     }
