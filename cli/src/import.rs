@@ -18,8 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use meter_core::series::{self, Format, ImportStats, ImportedSeries, MeterSeries};
 use meter_core::telemetry::{encode_reading, MessageContext};
 use meter_core::{
-    Energy, Inbound, IngestConfig, IngestReport, Ingestor, MeterId, MeterInfo, MeterStatus, Ports,
-    Reading, RegistryMode, Timestamp,
+    Energy, Inbound, IngestConfig, IngestReport, Ingestor, MeterId, MeterInfo, Ports, Reading,
+    RegistryMode, Timestamp,
 };
 
 /// Readings per `Ingestor::ingest` call: one SQLite transaction and one aggregate refresh each.
@@ -352,21 +352,7 @@ pub async fn store_series(
                 .iter()
                 .map(|(ts, register)| {
                     let received = ts.add_millis(RECEIVE_DELAY_MS);
-                    let r = Reading {
-                        meter_id: m.meter_id.clone(),
-                        ts: *ts,
-                        seq: None,
-                        received,
-                        energy_import: *register,
-                        energy_export: None,
-                        power_w: None,
-                        voltage_v: None,
-                        current_a: None,
-                        power_factor: None,
-                        frequency_hz: None,
-                        status: MeterStatus::Ok,
-                        relay: None,
-                    };
+                    let r = Reading::register_only(m.meter_id.clone(), *ts, received, *register);
                     (received, encode_reading(&r))
                 })
                 .collect();

@@ -3,7 +3,7 @@
 //! interval-energy files into the local store), `forecast` and `eval forecast` (day-ahead
 //! backtests of the forecasting models on such files), `detect`, `eval theft` and `eval vee`
 //! (theft and anomaly scores per meter-day, bad-data checks), `cost` (the monthly AWS bill of a
-//! fleet) and `bench ingest|pipeline|forecast|anomaly` (figures as JSON).
+//! fleet) and `bench ingest|pipeline|forecast|forecast-run|anomaly` (figures as JSON).
 
 /// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
 /// ends quietly when the reader goes away.
@@ -22,6 +22,7 @@ mod detect;
 mod feeders;
 mod forecast;
 mod forecast_bench;
+mod forecast_run;
 mod import;
 mod paths;
 mod pipeline;
@@ -94,6 +95,9 @@ enum BenchCommand {
     Pipeline(pipeline::PipelineArgs),
     /// Forecasting speed on real data: daily forecasts and model re-selection, meters/s.
     Forecast(forecast_bench::BenchForecastArgs),
+    /// The forecast function's path (coordinator, shards, store reads and writes) on a local
+    /// store, day by day: meters/s with full re-selection and with kept models.
+    ForecastRun(forecast_run::ForecastRunArgs),
     /// The isolation forest against scikit-learn's on the same data (scripts/bench-anomaly):
     /// fit and score time, AUC.
     Anomaly(anomaly_bench::BenchAnomalyArgs),
@@ -122,6 +126,9 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Anomaly(args)) => anomaly_bench::run(&args),
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(&args))),
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(&args))),
+        Command::Bench(BenchCommand::ForecastRun(args)) => {
+            runtime().and_then(|rt| rt.block_on(forecast_run::run(&args)))
+        }
         Command::Bench(BenchCommand::Pipeline(args)) => {
             runtime().and_then(|rt| rt.block_on(pipeline::run(&args)))
         }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use meter_local::stack::forecast_job::ForecastSchedule;
 use meter_local::stack::metrics::Snapshot;
 use meter_local::stack::{Stack, StackConfig};
 use meter_sim::{FaultPlan, FleetConfig};
@@ -59,6 +60,13 @@ pub struct UpArgs {
     /// Stop after this many wall-clock seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub seconds: Option<u64>,
+    /// Shards of the scheduled forecast run (the same handler as the `forecast` Lambda, on the
+    /// SQLite store); 0 runs no forecasts.
+    #[arg(long, default_value_t = 4)]
+    pub forecast_shards: u32,
+    /// Simulated hours between forecast runs (24: daily, as the production schedule).
+    #[arg(long, default_value_t = 24)]
+    pub forecast_every_hours: u64,
 }
 
 /// Builds the fleet configuration from the flags.
@@ -97,6 +105,16 @@ pub async fn run(args: &UpArgs) -> anyhow::Result<()> {
     cfg.http_addr = SocketAddr::new(args.bind, args.http_port);
     cfg.speed = args.speed;
     cfg.publishers = args.publishers;
+    anyhow::ensure!(
+        args.forecast_shards <= forecast::MAX_SHARDS && args.forecast_every_hours >= 1,
+        "--forecast-shards must be at most {} and --forecast-every-hours at least 1",
+        forecast::MAX_SHARDS
+    );
+    cfg.forecast = (args.forecast_shards > 0).then(|| ForecastSchedule {
+        every: Duration::from_secs(args.forecast_every_hours * 3_600),
+        shards: args.forecast_shards,
+        ..ForecastSchedule::default()
+    });
     if args.meters > 0 {
         cfg.fleet = Some(fleet_config(
             args.meters,
@@ -127,6 +145,13 @@ pub async fn run(args: &UpArgs) -> anyhow::Result<()> {
             args.feeders.min(args.meters),
             args.speed,
             args.faults
+        );
+    }
+    if args.forecast_shards > 0 {
+        say!(
+            "  forecast   every {} simulated hours, {} shards (METERFLOW_LOG=info shows each run)",
+            args.forecast_every_hours,
+            args.forecast_shards
         );
     }
     say!("Ctrl-C stops cleanly; `meterflow up` again resumes with the same data.");

@@ -1,10 +1,13 @@
 //! The port contracts, as test cases every adapter must pass. Each case takes fresh ports and
 //! panics on the first broken promise. Instantiate with [`crate::conformance_suite!`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use meter_core::aggregate::{Aggregate, Period};
+use meter_core::forecast::{BillProjection, ForecastPoint, ModelKind, StoredForecast};
 use meter_core::ingest::{Inbound, IngestConfig, Ingestor, Ports, RegistryMode};
+use meter_core::ports::ForecastStore;
 use meter_core::telemetry::{MessageContext, QuarantineEntry};
 use meter_core::{
     Energy, EventKind, InsertOutcome, MeterEvent, MeterInfo, MeterKind, QuarantineReason, Timestamp,
@@ -196,6 +199,31 @@ pub async fn the_registry_round_trips_and_lists_consumers_by_feeder(p: Ports) {
     moved.contracted_kw = Some(9.0);
     p.registry.upsert(&moved).await.unwrap();
     assert_eq!(p.registry.get(&meter("c-2")).await.unwrap(), Some(moved));
+}
+
+pub async fn listing_the_registry_page_by_page_yields_every_meter_once(p: Ports) {
+    let empty = p.registry.list(None, 10).await.unwrap();
+    assert_eq!((empty.meters.len(), empty.next), (0, None));
+    let ids: Vec<String> = (0..23).map(|i| format!("c-{i:02}")).collect();
+    for id in &ids {
+        p.registry.upsert(&consumer(id, Some("f-1"))).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..100 {
+        let page = p.registry.list(after.as_ref(), 5).await.unwrap();
+        assert!(page.meters.len() <= 5, "a page holds at most its limit");
+        seen.extend(page.meters.iter().map(|m| m.meter_id.to_string()));
+        if let Some(first) = page.meters.first() {
+            assert_eq!(first, &consumer(first.meter_id.as_str(), Some("f-1")));
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ids);
 }
 
 pub async fn register_if_absent_keeps_the_existing_record(p: Ports) {
@@ -621,4 +649,87 @@ pub async fn unknown_meters_are_quarantined_when_the_registry_is_enforced(p: Por
     .await;
     assert_eq!(ok.stored, 1);
     assert_eq!(p.registry.get(&meter("stranger")).await.unwrap(), None);
+}
+
+fn forecast(id: &str, issued_ms: i64, model: ModelKind, scale: i64) -> StoredForecast {
+    StoredForecast {
+        meter_id: meter(id),
+        issued_at: Timestamp::from_millis(issued_ms),
+        model,
+        points: (1..=192)
+            .map(|k| ForecastPoint {
+                target: Timestamp::from_millis(issued_ms + k * QUARTER),
+                p10: Energy::from_mwh(k * scale),
+                p50: Energy::from_mwh(k * scale * 2),
+                p90: Energy::from_mwh(k * scale * 3),
+            })
+            .collect(),
+        next_day: Energy::from_mwh(12_345 * scale),
+        month_to_date: Energy::from_mwh(100_000),
+        rest_of_month: Energy::from_mwh(250_000 * scale),
+        projected_bill: None,
+    }
+}
+
+const DAY: i64 = 86_400_000;
+
+pub async fn a_stored_forecast_comes_back_whole_by_meter_and_issue_time(f: Arc<dyn ForecastStore>) {
+    let a = forecast("m-1", T0, ModelKind::Ridge, 1);
+    let mut billed = forecast("m-2", T0, ModelKind::Persistence7, 2);
+    billed.projected_bill = Some(BillProjection {
+        amount: 87.5,
+        currency: "AUD".into(),
+    });
+    f.put(&[a.clone(), billed.clone()]).await.unwrap();
+    assert_eq!(f.get(&meter("m-1"), a.issued_at).await.unwrap(), Some(a));
+    assert_eq!(
+        f.get(&meter("m-2"), billed.issued_at).await.unwrap(),
+        Some(billed)
+    );
+    assert_eq!(
+        f.get(&meter("m-1"), Timestamp::from_millis(T0 + DAY))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(f.latest(&meter("m-3")).await.unwrap(), None);
+}
+
+pub async fn rewriting_a_forecast_for_the_same_issue_replaces_it(f: Arc<dyn ForecastStore>) {
+    let first = forecast("m-1", T0, ModelKind::Ridge, 1);
+    let rerun = forecast("m-1", T0, ModelKind::RidgeBlend, 5);
+    f.put(std::slice::from_ref(&first)).await.unwrap();
+    f.put(&[first.clone(), rerun.clone()]).await.unwrap();
+    f.put(std::slice::from_ref(&rerun)).await.unwrap();
+    assert_eq!(
+        f.get(&meter("m-1"), first.issued_at).await.unwrap(),
+        Some(rerun.clone())
+    );
+    assert_eq!(f.latest(&meter("m-1")).await.unwrap(), Some(rerun));
+}
+
+pub async fn latest_is_the_most_recent_issue_of_that_meter_only(f: Arc<dyn ForecastStore>) {
+    let days: Vec<StoredForecast> = (0..4)
+        .map(|d| forecast("m-1", T0 + d * DAY, ModelKind::Ridge, d + 1))
+        .collect();
+    // Written out of order: latest goes by issue time, not by write order.
+    f.put(&[
+        days[2].clone(),
+        days[0].clone(),
+        days[3].clone(),
+        days[1].clone(),
+    ])
+    .await
+    .unwrap();
+    f.put(&[forecast("m-10", T0 + 9 * DAY, ModelKind::Persistence7, 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        f.latest(&meter("m-1")).await.unwrap(),
+        Some(days[3].clone())
+    );
+    assert_eq!(
+        f.get(&meter("m-1"), days[1].issued_at).await.unwrap(),
+        Some(days[1].clone())
+    );
 }

@@ -27,6 +27,7 @@ macro_rules! conformance_suite {
             before_and_after_are_strict_and_stay_within_the_meter,
             range_spans_more_than_one_page,
             the_registry_round_trips_and_lists_consumers_by_feeder,
+            listing_the_registry_page_by_page_yields_every_meter_once,
             register_if_absent_keeps_the_existing_record,
             quarantine_is_idempotent_and_lists_newest_first,
             versions_only_increase_and_a_lower_version_never_overwrites,
@@ -50,5 +51,24 @@ macro_rules! conformance_suite {
                 $crate::conformance::$case(ports).await;
             }
         )+
+    };
+}
+
+/// Expands into one `#[tokio::test]` per [`meter_core::ports::ForecastStore`] case. `$make` is
+/// an async fn returning a fresh, isolated `Arc<dyn ForecastStore>`; `skip` as above.
+#[macro_export]
+macro_rules! forecast_store_suite {
+    ($make:path) => {
+        $crate::forecast_store_suite!($make, skip = false);
+    };
+    ($make:path, skip = $skip:expr) => {
+        $crate::forecast_store_suite!(@cases $make, $skip,
+            a_stored_forecast_comes_back_whole_by_meter_and_issue_time,
+            rewriting_a_forecast_for_the_same_issue_replaces_it,
+            latest_is_the_most_recent_issue_of_that_meter_only,
+        );
+    };
+    (@cases $make:path, $skip:expr, $($case:ident),+ $(,)?) => {
+        $crate::conformance_suite!(@cases $make, $skip, $($case),+);
     };
 }

@@ -42,6 +42,17 @@ async fn make_ports() -> Ports {
 
 meterflow_tests::conformance_suite!(make_ports, skip = skip_without_moto());
 
+async fn make_forecasts() -> std::sync::Arc<dyn meter_core::ports::ForecastStore> {
+    let client = client().await;
+    let table = format!("{}forecasts", unique_prefix("fc"));
+    meter_aws::create_forecast_table(&client, &table)
+        .await
+        .expect("create the forecasts table in moto");
+    std::sync::Arc::new(meter_aws::DynamoForecastStore::new(client, table, 90))
+}
+
+meterflow_tests::forecast_store_suite!(make_forecasts, skip = skip_without_moto());
+
 /// Retention settings distinct from the defaults and from each other, so a value check proves
 /// which setting was used.
 const RETENTION: Retention = Retention {

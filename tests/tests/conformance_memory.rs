@@ -6,3 +6,9 @@ async fn make_ports() -> meter_core::Ports {
 }
 
 meterflow_tests::conformance_suite!(make_ports);
+
+async fn make_forecasts() -> std::sync::Arc<dyn meter_core::ports::ForecastStore> {
+    std::sync::Arc::new(meter_core::memory::MemoryForecastStore::new())
+}
+
+meterflow_tests::forecast_store_suite!(make_forecasts);

@@ -11,3 +11,10 @@ async fn make_ports() -> meter_core::Ports {
 }
 
 meterflow_tests::conformance_suite!(make_ports);
+
+async fn make_forecasts() -> Arc<dyn meter_core::ports::ForecastStore> {
+    let db = meter_local::SqliteDb::in_memory().expect("open an in-memory SQLite database");
+    Arc::new(meter_local::SqliteForecastStore::new(Arc::new(db)))
+}
+
+meterflow_tests::forecast_store_suite!(make_forecasts);

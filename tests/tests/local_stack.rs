@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use meter_core::aggregate::Period;
 use meter_core::{MeterId, RelayState, Timestamp};
+use meter_local::stack::forecast_job::ForecastSchedule;
 use meter_local::stack::{Stack, StackConfig};
 use meter_sim::{FaultPlan, FleetConfig};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -291,6 +292,56 @@ async fn a_restart_resumes_the_fleet_with_nothing_lost_or_repeated() {
     assert!(err.contains("another fleet"), "{err}");
 
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_forecast_run_stores_a_forecast_for_every_simulated_meter() {
+    let dir = temp_dir("forecast");
+    let mut cfg = config(&dir);
+    // Hourly instead of daily, so a few wall seconds at 3600x see several runs; the first
+    // finds at most a reading or two per meter, the later ones enough for a forecast.
+    cfg.forecast = Some(ForecastSchedule {
+        every: Duration::from_secs(3_600),
+        shards: 3,
+        ..ForecastSchedule::default()
+    });
+    let stack = Stack::start(cfg).await.unwrap();
+    let meters: Vec<MeterId> = stack
+        .ports
+        .registry
+        .list(None, 100)
+        .await
+        .unwrap()
+        .meters
+        .into_iter()
+        .map(|m| m.meter_id)
+        .collect();
+    assert_eq!(meters.len(), 7, "6 consumers and a feeder");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut missing = meters.clone();
+    while !missing.is_empty() {
+        assert!(Instant::now() < deadline, "no forecast yet for {missing:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut still = Vec::new();
+        for m in missing {
+            if stack.forecasts.latest(&m).await.unwrap().is_none() {
+                still.push(m);
+            }
+        }
+        missing = still;
+    }
+    let now = stack.clock.now();
+    let fc = stack.forecasts.latest(&meters[0]).await.unwrap().unwrap();
+    assert!(fc.issued_at <= now, "issued on simulated time");
+    assert_eq!(
+        fc.issued_at.millis() % HOUR,
+        0,
+        "at the top of a simulated hour"
+    );
+    assert_eq!(fc.points.len(), 192, "48 hours of quarter hours");
+    assert_eq!(fc.points[0].target, fc.issued_at.add_millis(QUARTER));
+    stack.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn feeder_of(ports: &meter_core::ingest::Ports) -> MeterId {

@@ -6,7 +6,8 @@
 //!   workspace crates it depends on) is set in that function's `Environment`, and nothing else is;
 //! - every DynamoDB action the adapters send to a table is allowed on that table by the function's
 //!   role, and the role allows nothing broader: no wildcards, no action the adapters never send,
-//!   no resource but the table itself;
+//!   no resource but the table itself (ingest: everything but the listed exceptions; forecast:
+//!   exactly [`FORECAST_SENDS`] plus sending to its shard queue);
 //! - every log metric filter (the quarantine-rate alarm's) selects a line the code logs, and reads
 //!   only fields that line carries.
 //!
@@ -44,6 +45,11 @@ const NOT_SENT_BY_INGEST: &[(&str, &str, &str)] = &[
         "METERS_TABLE",
         "dynamodb:Query",
         "MeterRegistry::by_feeder queries the by_feeder index for loss reports (a later issue)",
+    ),
+    (
+        "METERS_TABLE",
+        "dynamodb:Scan",
+        "MeterRegistry::list pages through the registry for the forecast shards",
     ),
 ];
 
@@ -195,6 +201,39 @@ fn env_reads(code: &str) -> BTreeSet<String> {
     names
 }
 
+/// The environment variables a dependency's `code` reads for a function whose own source is
+/// `own`: those read inside an `impl Type` block whose reader (`Type::from_env` or
+/// `Type::from_lookup`) the function calls, and any read outside an impl. A function depends on
+/// a crate for more than its config readers (`forecast` uses meter-core's models, not
+/// `IngestConfig`), so a crate-wide scan would demand variables it never reads.
+fn used_config_reads(code: &str, own: &str) -> BTreeSet<String> {
+    let mut parts = code.split("\nimpl");
+    let mut reads = env_reads(parts.next().unwrap_or(""));
+    for part in parts {
+        // `impl Type {`, `impl<T> Type<T> {` or `impl Trait for Type {`: the type is the last
+        // word before the brace.
+        let head = part.split('{').next().unwrap_or("");
+        let ty = head
+            .split_whitespace()
+            .last()
+            .unwrap_or("")
+            .split('<')
+            .next()
+            .unwrap_or("");
+        // `Tables::from_env(` must not match inside `ForecastTables::from_env(`.
+        let called = [format!("{ty}::from_env("), format!("{ty}::from_lookup(")]
+            .iter()
+            .any(|call| {
+                own.match_indices(call.as_str())
+                    .any(|(i, _)| !own[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'))
+            });
+        if called {
+            reads.extend(env_reads(part));
+        }
+    }
+    reads
+}
+
 /// `put_item` → `dynamodb:PutItem`.
 fn dynamodb_action(call: &str) -> String {
     let pascal: String = call
@@ -233,9 +272,10 @@ fn direct_calls(code: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The crate's shared helpers (in `ops.rs` and `batch.rs`) and the actions each one sends.
+/// The crate's shared helpers (in `ops.rs` and `batch.rs`) and the actions each one sends,
+/// directly or through another helper (`put_all` sends through `write_all`).
 fn helper_calls(aws: &BTreeMap<PathBuf, String>) -> BTreeMap<String, BTreeSet<String>> {
-    let mut helpers = BTreeMap::new();
+    let mut bodies = BTreeMap::new();
     for (path, code) in aws {
         let file = path.file_name().unwrap().to_str().unwrap();
         if !matches!(file, "ops.rs" | "batch.rs") {
@@ -250,12 +290,32 @@ fn helper_calls(aws: &BTreeMap<PathBuf, String>) -> BTreeMap<String, BTreeSet<St
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
-            let calls = direct_calls(part);
-            if !calls.is_empty() {
-                helpers.insert(name, calls);
-            }
+            bodies.insert(name, part.to_owned());
         }
     }
+    let mut helpers: BTreeMap<String, BTreeSet<String>> = bodies
+        .iter()
+        .map(|(name, body)| (name.clone(), direct_calls(body)))
+        .collect();
+    // Until nothing changes: a helper sends what the helpers it calls send.
+    loop {
+        let mut changed = false;
+        for (name, body) in &bodies {
+            let inherited: BTreeSet<String> = helpers
+                .iter()
+                .filter(|(other, _)| *other != name && body.contains(&format!("{other}(")))
+                .flat_map(|(_, calls)| calls.iter().cloned())
+                .collect();
+            let mine = helpers.get_mut(name).unwrap();
+            let before = mine.len();
+            mine.extend(inherited);
+            changed |= mine.len() != before;
+        }
+        if !changed {
+            break;
+        }
+    }
+    helpers.retain(|_, calls| !calls.is_empty());
     helpers
 }
 
@@ -411,9 +471,14 @@ fn every_environment_variable_a_function_reads_is_set_in_its_template_environmen
     let t = template();
     for (krate, dir) in function_crates() {
         let mut reads = BTreeSet::new();
+        let own: String = sources(&dir.join("src")).into_values().collect();
         for src in source_dirs(&dir) {
             for code in sources(&src).values() {
-                reads.extend(env_reads(code));
+                if src == dir.join("src") {
+                    reads.extend(env_reads(code));
+                } else {
+                    reads.extend(used_config_reads(code, &own));
+                }
             }
         }
         if krate == "ingest" {
@@ -448,6 +513,7 @@ fn the_ingest_role_allows_exactly_the_dynamodb_actions_its_adapters_send_on_each
         [
             "AGGREGATES_TABLE",
             "EVENTS_TABLE",
+            "FORECASTS_TABLE",
             "METERS_TABLE",
             "QUARANTINE_TABLE",
             "READINGS_TABLE"
@@ -455,6 +521,10 @@ fn the_ingest_role_allows_exactly_the_dynamodb_actions_its_adapters_send_on_each
         .map(String::from)
         .into(),
         "one adapter per table"
+    );
+    assert!(
+        !env.contains_key("FORECASTS_TABLE"),
+        "ingest never touches forecasts"
     );
     // Table logical id (what !Ref/!GetAtt name) → its variable.
     let var_of_table: BTreeMap<&str, &str> = env
@@ -496,7 +566,7 @@ fn the_ingest_role_allows_exactly_the_dynamodb_actions_its_adapters_send_on_each
         }
     }
 
-    for (var, actions) in &sent {
+    for (var, actions) in sent.iter().filter(|(var, _)| env.contains_key(*var)) {
         let not_sent: BTreeSet<String> = NOT_SENT_BY_INGEST
             .iter()
             .filter(|(v, _, _)| v == var)
@@ -529,6 +599,53 @@ fn the_ingest_role_allows_exactly_the_dynamodb_actions_its_adapters_send_on_each
         .map(|(v, a, c)| ((*v).to_owned(), (*a).to_owned(), (*c).to_owned()))
         .collect();
     assert_eq!(conditional, expected_conditional);
+}
+
+/// What the forecast function sends, per table variable: (variable, action, adapter call).
+/// Each must be an action that table's adapter sends; the role must allow exactly these.
+const FORECAST_SENDS: &[(&str, &str, &str)] = &[
+    ("METERS_TABLE", "dynamodb:Scan", "MeterRegistry::list"),
+    ("READINGS_TABLE", "dynamodb:Query", "ReadingStore::range"),
+    (
+        "FORECASTS_TABLE",
+        "dynamodb:BatchWriteItem",
+        "ForecastStore::put",
+    ),
+    ("FORECASTS_TABLE", "dynamodb:Query", "ForecastStore::latest"),
+];
+
+#[test]
+fn the_forecast_role_allows_exactly_the_calls_of_its_path_on_its_tables_and_queue() {
+    let t = template();
+    let f = function_for_crate(&t, "forecast");
+    let env = environment(f);
+    let sent = adapter_actions();
+    for (var, action, call) in FORECAST_SENDS {
+        assert!(
+            sent.get(*var).is_some_and(|a| a.contains(*action)),
+            "{var}: no adapter sends {action} any more ({call})"
+        );
+    }
+    // The dispatcher sends SendMessageBatch, which IAM authorises as sqs:SendMessage.
+    let sqs = read(&root().join("shared/aws/src/sqs.rs"));
+    assert!(sqs.contains(".send_message_batch()"));
+    let queue = env.get("SHARD_QUEUE_URL").expect("SHARD_QUEUE_URL is set");
+    let mut expected: BTreeSet<(String, String)> = FORECAST_SENDS
+        .iter()
+        .map(|(var, action, _)| (format!("{}.Arn", env[*var]), (*action).to_owned()))
+        .collect();
+    expected.insert((format!("{queue}.Arn"), "sqs:SendMessage".to_owned()));
+    let mut granted = BTreeSet::new();
+    for stmt in allowed(f) {
+        assert_eq!(stmt.condition, None);
+        for action in &stmt.actions {
+            assert!(!action.contains('*'), "wildcard action {action}");
+            for resource in &stmt.resources {
+                granted.insert((resource.clone(), action.clone()));
+            }
+        }
+    }
+    assert_eq!(granted, expected);
 }
 
 #[test]

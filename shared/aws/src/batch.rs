@@ -126,6 +126,37 @@ pub async fn write_all(
     .await
 }
 
+/// Puts `records` into `table` with [`write_all`], each encoded by `encode` under its key
+/// `key(record)`: one batch may not name a key twice, so of records with equal keys the last
+/// wins, as it would if they came one call apart. `what` names the records in errors. Returns
+/// how many items were written.
+pub async fn put_all<'a, T, K: Ord>(
+    client: &Client,
+    table: &str,
+    records: &'a [T],
+    key: impl Fn(&'a T) -> K,
+    encode: impl Fn(&T) -> Result<crate::item::Item, StoreError>,
+    what: &str,
+) -> Result<usize, StoreError> {
+    let by_key = records
+        .iter()
+        .map(|r| Ok((key(r), encode(r)?)))
+        .collect::<Result<std::collections::BTreeMap<K, _>, StoreError>>()?;
+    let requests = by_key
+        .into_values()
+        .map(|item| {
+            aws_sdk_dynamodb::types::PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|put| WriteRequest::builder().put_request(put).build())
+                .map_err(|e| crate::error::rejected(format!("building a {what} put request: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = requests.len();
+    write_all(client, table, requests).await?;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,16 @@ pub enum ConfigError {
     },
 }
 
+/// A table name that must be set (and not blank).
+fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+) -> Result<String, ConfigError> {
+    get(name)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or(ConfigError::Missing(name))
+}
+
 /// The five DynamoDB table names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {
@@ -47,11 +57,7 @@ impl Tables {
 
     /// Like [`Tables::from_env`], reading variables through `get` (for tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |name: &'static str| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
+        let var = |name: &'static str| required(&get, name);
         Ok(Self {
             readings: var("READINGS_TABLE")?,
             meters: var("METERS_TABLE")?,
@@ -70,6 +76,36 @@ impl Tables {
             aggregates: format!("{prefix}aggregates"),
             events: format!("{prefix}events"),
         }
+    }
+}
+
+/// The tables the `forecast` function uses: it reads the registry and readings that ingest
+/// writes, and writes its own forecasts table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForecastTables {
+    /// The meter registry (`METERS_TABLE`), paged through by the shards.
+    pub meters: String,
+    /// Raw readings (`READINGS_TABLE`), each meter's history.
+    pub readings: String,
+    /// Issued forecasts (`FORECASTS_TABLE`).
+    pub forecasts: String,
+}
+
+impl ForecastTables {
+    /// Reads `METERS_TABLE`, `READINGS_TABLE` and `FORECASTS_TABLE`; the error names the first
+    /// one missing.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`ForecastTables::from_env`], reading variables through `get` (for tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| required(&get, name);
+        Ok(Self {
+            meters: var("METERS_TABLE")?,
+            readings: var("READINGS_TABLE")?,
+            forecasts: var("FORECASTS_TABLE")?,
+        })
     }
 }
 
@@ -163,6 +199,19 @@ mod tests {
         let err = Tables::from_lookup(env(&all[..3])).unwrap_err();
         assert_eq!(err, ConfigError::Missing("AGGREGATES_TABLE"));
         assert!(err.to_string().contains("AGGREGATES_TABLE"));
+    }
+
+    #[test]
+    fn the_forecast_tables_come_from_the_environment_too() {
+        let all = [
+            ("METERS_TABLE", "m"),
+            ("READINGS_TABLE", "r"),
+            ("FORECASTS_TABLE", "f"),
+        ];
+        let t = ForecastTables::from_lookup(env(&all)).unwrap();
+        assert_eq!(t.forecasts, "f");
+        let err = ForecastTables::from_lookup(env(&all[..2])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("FORECASTS_TABLE"));
     }
 
     #[test]

@@ -38,7 +38,8 @@ fn is_retryable_response(status: u16, code: Option<&str>) -> bool {
     (500..600).contains(&status) || code.is_some_and(|c| RETRYABLE_CODES.contains(&c))
 }
 
-/// Classifies and logs a failed call of `operation` on `table`, keeping the error as source.
+/// Classifies and logs a failed call of `operation` on `table` (or queue), keeping the error as
+/// source. The SDKs share their error plumbing, so this serves DynamoDB and SQS alike.
 pub(crate) fn store_error<E>(
     operation: &'static str,
     table: &str,
@@ -55,7 +56,7 @@ where
         code,
         retryable,
         error = %DisplayErrorContext(&err),
-        "DynamoDB call failed"
+        "AWS call failed"
     );
     if retryable {
         StoreError::Unavailable(Box::new(err))

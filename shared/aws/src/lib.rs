@@ -2,7 +2,8 @@
 //!
 //! Each port has one adapter over one table: [`DynamoReadingStore`] (readings),
 //! [`DynamoMeterRegistry`] (meters), [`DynamoQuarantineStore`] (quarantine),
-//! [`DynamoAggregateStore`] (aggregates) and [`DynamoEventStore`] (events). Keys, attributes
+//! [`DynamoAggregateStore`] (aggregates), [`DynamoEventStore`] (events) and
+//! [`DynamoForecastStore`] (forecasts, the `forecast` function's own table). Keys, attributes
 //! and every access pattern are described in `docs/data-model.md`; no request path scans.
 //!
 //! A Lambda builds its ports once at cold start with [`ports_from_env`]: it loads the SDK's
@@ -22,25 +23,32 @@ pub mod batch;
 mod config;
 mod error;
 mod events;
+mod forecasts;
 mod item;
 mod ops;
 mod quarantine;
 mod readings;
 mod registry;
+#[cfg(feature = "sqs")]
+mod sqs;
 mod tables;
 
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
+use meter_core::ports::{ForecastStore, MeterRegistry, ReadingStore};
 use meter_core::Ports;
 
 pub use aggregates::{DynamoAggregateStore, VERSION_SK};
-pub use config::{ConfigError, Retention, Tables};
+pub use config::{ConfigError, ForecastTables, Retention, Tables};
 pub use events::DynamoEventStore;
+pub use forecasts::DynamoForecastStore;
 pub use quarantine::{quarantine_sk, DynamoQuarantineStore};
 pub use readings::{reading_sk, seq_guard_sk, DynamoReadingStore};
 pub use registry::{DynamoMeterRegistry, BY_FEEDER_INDEX};
-pub use tables::{create_tables, TTL_ATTRIBUTE};
+#[cfg(feature = "sqs")]
+pub use sqs::SqsShardDispatcher;
+pub use tables::{create_forecast_table, create_tables, TTL_ATTRIBUTE};
 
 /// A DynamoDB client from the SDK's default configuration chain (environment, profile, IMDS or
 /// the Lambda role; `AWS_ENDPOINT_URL` redirects it to moto or DynamoDB Local).
@@ -68,6 +76,40 @@ pub async fn dynamo_ports(client: Client, tables: &Tables, retention: &Retention
             &tables.aggregates,
         )),
         events: Arc::new(DynamoEventStore::new(client, &tables.events, retention)),
+    }
+}
+
+/// What the `forecast` function stores through: the registry and readings ingest writes (read
+/// only) and its own forecasts table.
+pub struct ForecastPorts {
+    /// The meter registry, paged through by the shards.
+    pub registry: Arc<dyn MeterRegistry>,
+    /// Raw readings: each meter's history.
+    pub readings: Arc<dyn ReadingStore>,
+    /// Issued forecasts.
+    pub forecasts: Arc<dyn ForecastStore>,
+}
+
+/// The forecast function's adapters over `tables`, sharing `client`; forecasts expire
+/// `forecast_retention_days` after their issue.
+pub fn forecast_ports(
+    client: Client,
+    tables: &ForecastTables,
+    forecast_retention_days: u32,
+) -> ForecastPorts {
+    ForecastPorts {
+        registry: Arc::new(DynamoMeterRegistry::new(client.clone(), &tables.meters)),
+        // Retention only stamps what the store writes; the forecast function only reads.
+        readings: Arc::new(DynamoReadingStore::new(
+            client.clone(),
+            &tables.readings,
+            &Retention::default(),
+        )),
+        forecasts: Arc::new(DynamoForecastStore::new(
+            client,
+            &tables.forecasts,
+            forecast_retention_days,
+        )),
     }
 }
 

@@ -97,3 +97,24 @@ pub(crate) fn query_sk_between(
         .expression_attribute_values(":lo", s(lo))
         .expression_attribute_values(":hi", s(hi))
 }
+
+/// A strongly consistent `GetItem` of the item with `key`; `None` if there is none.
+pub(crate) async fn get_consistent<T>(
+    client: &Client,
+    table: &str,
+    key: crate::item::Item,
+    decode: fn(&Item, &str) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| store_error("GetItem", table, e))?;
+    out.item
+        .filter(|i| !i.is_empty())
+        .map(|i| decode(&i, table))
+        .transpose()
+}

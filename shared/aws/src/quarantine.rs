@@ -3,15 +3,14 @@
 //! away. Entries are written with `BatchWriteItem`: their ids are deterministic, so a redelivered
 //! message overwrites its own entries with identical items.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use meter_core::ports::QuarantineStore;
 use meter_core::{QuarantineEntry, QuarantineReason, StoreError, Timestamp};
 
-use crate::batch::write_all;
+use crate::batch::put_all;
 use crate::config::{expires_at, Retention};
 use crate::error::rejected;
 use crate::item::{check_key_ms, ms_key, n, s, Fields, Item};
@@ -71,26 +70,16 @@ fn encode(e: &QuarantineEntry, retention_days: u32) -> Result<Item, StoreError> 
 #[async_trait]
 impl QuarantineStore for DynamoQuarantineStore {
     async fn put(&self, entries: &[QuarantineEntry]) -> Result<(), StoreError> {
-        // One batch may not name the same key twice; the same id means the same entry anyway.
-        let mut by_key: BTreeMap<(&str, String), Item> = BTreeMap::new();
-        for e in entries {
-            by_key.insert(
-                (e.meter_key.as_str(), quarantine_sk(e.received, &e.id)),
-                encode(e, self.retention_days)?,
-            );
-        }
-        let requests = by_key
-            .into_values()
-            .map(|item| {
-                PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|e| rejected(format!("building a quarantine put request: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let count = requests.len();
-        write_all(&self.client, &self.table, requests).await?;
+        // The same id means the same entry, so keeping the last of a key loses nothing.
+        let count = put_all(
+            &self.client,
+            &self.table,
+            entries,
+            |e| (e.meter_key.as_str(), quarantine_sk(e.received, &e.id)),
+            |e| encode(e, self.retention_days),
+            "quarantine",
+        )
+        .await?;
         tracing::info!(table = %self.table, entries = count, "quarantine entries stored");
         Ok(())
     }

@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
-use meter_core::ports::MeterRegistry;
+use meter_core::ports::{MeterPage, MeterRegistry};
 use meter_core::registry::parse_timezone;
 use meter_core::{MeterId, MeterInfo, MeterKind, StoreError};
 
 use crate::error::store_error;
 use crate::item::{f, s, Fields, Item};
-use crate::ops::{put_result, query_pages, Put};
+use crate::ops::{page_limit, put_result, query_pages, Put};
 
 /// The partition key attribute.
 const PK: &str = "meter_id";
@@ -37,19 +37,8 @@ impl DynamoMeterRegistry {
     }
 
     async fn get_consistent(&self, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, s(meter.as_str()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_error("GetItem", &self.table, e))?;
-        out.item
-            .filter(|i| !i.is_empty())
-            .map(|i| decode(&i, &self.table))
-            .transpose()
+        let key = HashMap::from([(PK.to_owned(), s(meter.as_str()))]);
+        crate::ops::get_consistent(&self.client, &self.table, key, decode).await
     }
 }
 
@@ -107,6 +96,43 @@ impl MeterRegistry for DynamoMeterRegistry {
             .expression_attribute_names("#f", "feeder_id")
             .expression_attribute_values(":f", s(feeder.as_str()));
         query_pages(&self.table, q, None, decode).await
+    }
+
+    /// A `Scan` page: the one request path that reads the whole table, for jobs that visit
+    /// every meter once a day (see `docs/data-model.md`). The cursor is the page's
+    /// `LastEvaluatedKey`, which on this table is just the meter id.
+    async fn list(&self, after: Option<&MeterId>, limit: usize) -> Result<MeterPage, StoreError> {
+        let start = after.map(|m| HashMap::from([(PK.to_owned(), s(m.as_str()))]));
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .limit(page_limit(limit))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_error("Scan", &self.table, e))?;
+        let meters = page
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|i| decode(i, &self.table))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = page
+            .last_evaluated_key
+            .and_then(|k| match k.get(PK) {
+                Some(AttributeValue::S(id)) => Some(MeterId::parse(id)),
+                _ => None,
+            })
+            .transpose()
+            .map_err(|_| {
+                StoreError::Corrupt(format!(
+                    "table {}: a page ends at a bad meter id",
+                    self.table
+                ))
+            })?;
+        Ok(MeterPage { meters, next })
     }
 }
 

@@ -91,6 +91,23 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<(), Store
     Ok(())
 }
 
+/// Creates the forecasts table (`FORECASTS_TABLE`: the `forecast` function's own, so not among
+/// the five ingest uses) with TTL on `expires_at`, and waits until it is active. Harmless if it
+/// exists.
+pub async fn create_forecast_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let spec = Spec {
+        name,
+        pk: "meter_id",
+        sk: Some("sk"),
+        by_feeder_index: false,
+        stream: false,
+        ttl: true,
+    };
+    create(client, &spec).await?;
+    wait_active(client, name).await?;
+    enable_ttl(client, name).await
+}
+
 fn invalid(e: BuildError) -> StoreError {
     StoreError::Rejected(Box::new(e))
 }

@@ -11,9 +11,10 @@ use async_trait::async_trait;
 
 use crate::aggregate::{Aggregate, Period};
 use crate::events::MeterEvent;
+use crate::forecast::stored::StoredForecast;
 use crate::ports::{
-    AggregateStore, EventStore, InsertOutcome, MeterRegistry, QuarantineStore, ReadingStore,
-    StoreError,
+    AggregateStore, EventStore, ForecastStore, InsertOutcome, MeterPage, MeterRegistry,
+    QuarantineStore, ReadingStore, ShardDispatcher, ShardJob, StoreError,
 };
 use crate::registry::MeterInfo;
 use crate::telemetry::QuarantineEntry;
@@ -342,6 +343,26 @@ impl MeterRegistry for MemoryMeterRegistry {
             .cloned()
             .collect())
     }
+
+    async fn list(&self, after: Option<&MeterId>, limit: usize) -> Result<MeterPage, StoreError> {
+        let map = lock(&self.meters)?;
+        let from = match after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let meters: Vec<MeterInfo> = map
+            .range((from, std::ops::Bound::Unbounded))
+            .take(limit.max(1))
+            .map(|(_, m)| m.clone())
+            .collect();
+        let next = match meters.last() {
+            Some(last) if map.range(last.meter_id.clone()..).nth(1).is_some() => {
+                Some(last.meter_id.clone())
+            }
+            _ => None,
+        };
+        Ok(MeterPage { meters, next })
+    }
 }
 
 /// Quarantine in memory.
@@ -470,6 +491,78 @@ impl EventStore for MemoryEventStore {
             .filter(|((m, ts, _), _)| m == meter && *ts >= from && *ts <= to)
             .map(|(_, e)| e.clone())
             .collect())
+    }
+}
+
+/// Issued forecasts in memory.
+#[derive(Default)]
+pub struct MemoryForecastStore {
+    forecasts: Mutex<BTreeMap<(MeterId, Timestamp), StoredForecast>>,
+}
+
+impl MemoryForecastStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl ForecastStore for MemoryForecastStore {
+    async fn put(&self, forecasts: &[StoredForecast]) -> Result<(), StoreError> {
+        let mut map = lock(&self.forecasts)?;
+        for f in forecasts {
+            map.insert((f.meter_id.clone(), f.issued_at), f.clone());
+        }
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        meter: &MeterId,
+        issued_at: Timestamp,
+    ) -> Result<Option<StoredForecast>, StoreError> {
+        Ok(lock(&self.forecasts)?
+            .get(&(meter.clone(), issued_at))
+            .cloned())
+    }
+
+    async fn latest(&self, meter: &MeterId) -> Result<Option<StoredForecast>, StoreError> {
+        let from = (meter.clone(), Timestamp::from_millis(i64::MIN));
+        let to = (meter.clone(), Timestamp::from_millis(i64::MAX));
+        Ok(lock(&self.forecasts)?
+            .range(from..=to)
+            .next_back()
+            .map(|(_, f)| f.clone()))
+    }
+}
+
+/// Shard jobs collected in memory, for tests and for callers that run the shards themselves.
+#[derive(Default)]
+pub struct MemoryShardDispatcher {
+    jobs: Mutex<Vec<ShardJob>>,
+}
+
+impl MemoryShardDispatcher {
+    /// No jobs yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes every job dispatched so far.
+    pub fn take(&self) -> Vec<ShardJob> {
+        self.jobs
+            .lock()
+            .map(|mut j| std::mem::take(&mut *j))
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl ShardDispatcher for MemoryShardDispatcher {
+    async fn dispatch(&self, jobs: &[ShardJob]) -> Result<(), StoreError> {
+        lock(&self.jobs)?.extend_from_slice(jobs);
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 
 use crate::aggregate::{Aggregate, Period};
 use crate::events::MeterEvent;
+use crate::forecast::stored::StoredForecast;
 use crate::registry::MeterInfo;
 use crate::telemetry::QuarantineEntry;
 use crate::types::{MeterId, Reading, Timestamp};
@@ -92,6 +93,21 @@ pub trait MeterRegistry: Send + Sync {
 
     /// The consumer meters under a feeder.
     async fn by_feeder(&self, feeder: &MeterId) -> Result<Vec<MeterInfo>, StoreError>;
+
+    /// One page of the whole registry, for jobs that visit every meter (the forecast shards):
+    /// up to `limit` meters after the cursor `after` (`None`: from the start), and the cursor
+    /// of the next page (`None`: this was the last). The order is the adapter's own; walking
+    /// the pages from `None` to the end yields every meter registered throughout exactly once.
+    async fn list(&self, after: Option<&MeterId>, limit: usize) -> Result<MeterPage, StoreError>;
+}
+
+/// A page of [`MeterRegistry::list`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeterPage {
+    /// The meters of this page.
+    pub meters: Vec<MeterInfo>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<MeterId>,
 }
 
 /// Refused messages and readings, with their reasons.
@@ -156,4 +172,56 @@ pub trait EventStore: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<MeterEvent>, StoreError>;
+}
+
+/// Issued forecasts, one per meter and issue time.
+#[async_trait]
+pub trait ForecastStore: Send + Sync {
+    /// Stores each forecast, replacing one already stored for the same `(meter_id, issued_at)`,
+    /// so a re-run shard leaves one forecast per meter and issue, never two.
+    async fn put(&self, forecasts: &[StoredForecast]) -> Result<(), StoreError>;
+
+    /// The meter's forecast issued at `issued_at`, if any.
+    async fn get(
+        &self,
+        meter: &MeterId,
+        issued_at: Timestamp,
+    ) -> Result<Option<StoredForecast>, StoreError>;
+
+    /// The meter's most recently issued forecast, if any.
+    async fn latest(&self, meter: &MeterId) -> Result<Option<StoredForecast>, StoreError>;
+}
+
+/// One shard's work in a forecast run: the meters with `shard_of(meter, shards) == shard`,
+/// forecast as of `issued_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardJob {
+    /// This shard, `0..shards`.
+    pub shard: u32,
+    /// How many shards the run has.
+    pub shards: u32,
+    /// The run's issue time, shared by every shard so a retried shard writes the same keys.
+    pub issued_at: Timestamp,
+}
+
+impl ShardJob {
+    /// The job as the `forecast` function's shard event:
+    /// `{"mode":"shard","shard":i,"shards":n,"issued_at":"<RFC 3339>"}`.
+    pub fn to_event_json(&self) -> String {
+        serde_json::json!({
+            "mode": "shard",
+            "shard": self.shard,
+            "shards": self.shards,
+            "issued_at": self.issued_at.to_rfc3339(),
+        })
+        .to_string()
+    }
+}
+
+/// Hands shard jobs to workers: the forecast coordinator's fan-out (an SQS queue in AWS, a
+/// direct call on the local stack).
+#[async_trait]
+pub trait ShardDispatcher: Send + Sync {
+    /// Delivers every job at least once (a worker must tolerate a repeat; forecast writes do).
+    async fn dispatch(&self, jobs: &[ShardJob]) -> Result<(), StoreError>;
 }

@@ -348,6 +348,33 @@ pub struct Reading {
     pub relay: Option<RelayState>,
 }
 
+impl Reading {
+    /// A reading of the import register alone, status `ok`, nothing else measured: what an
+    /// imported interval file or a test series carries.
+    pub fn register_only(
+        meter_id: MeterId,
+        ts: Timestamp,
+        received: Timestamp,
+        energy_import: Energy,
+    ) -> Self {
+        Self {
+            meter_id,
+            ts,
+            seq: None,
+            received,
+            energy_import,
+            energy_export: None,
+            power_w: None,
+            voltage_v: None,
+            current_a: None,
+            power_factor: None,
+            frequency_hz: None,
+            status: MeterStatus::Ok,
+            relay: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,10 @@
 //! Calls are short and batched in transactions, so holding the mutex on the async executor's
 //! thread costs less than handing each call to a blocking pool would.
 
+mod forecasts;
 pub mod stack;
+
+pub use forecasts::SqliteForecastStore;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,8 +18,8 @@ use async_trait::async_trait;
 use meter_core::aggregate::{Aggregate, Period};
 use meter_core::ingest::Ports;
 use meter_core::ports::{
-    AggregateStore, EventStore, InsertOutcome, MeterRegistry, QuarantineStore, ReadingStore,
-    StoreError,
+    AggregateStore, EventStore, InsertOutcome, MeterPage, MeterRegistry, QuarantineStore,
+    ReadingStore, StoreError,
 };
 use meter_core::registry::parse_timezone;
 use meter_core::telemetry::QuarantineEntry;
@@ -91,6 +94,19 @@ CREATE TABLE IF NOT EXISTS events (
     value    REAL,
     detail   TEXT    NOT NULL,
     PRIMARY KEY (meter_id, ev_key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS forecasts (
+    meter_id      TEXT    NOT NULL,
+    issued_at     INTEGER NOT NULL,
+    model         TEXT    NOT NULL,
+    points        TEXT    NOT NULL,
+    next_day      INTEGER NOT NULL,
+    month_to_date INTEGER NOT NULL,
+    rest_of_month INTEGER NOT NULL,
+    bill_amount   REAL,
+    bill_currency TEXT,
+    PRIMARY KEY (meter_id, issued_at)
 ) WITHOUT ROWID;
 "#;
 
@@ -567,6 +583,37 @@ impl MeterRegistry for SqliteMeterRegistry {
             .query_map([feeder.as_str()], meter_from_row)
             .map_err(sql)?;
         rows.map(|r| r.map_err(sql).and_then(|x| x)).collect()
+    }
+
+    async fn list(&self, after: Option<&MeterId>, limit: usize) -> Result<MeterPage, StoreError> {
+        let conn = self.db.conn()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {METER_COLUMNS} FROM meters WHERE meter_id > ?1 ORDER BY meter_id LIMIT ?2"
+            ))
+            .map_err(sql)?;
+        // One more than asked, to know whether another page follows.
+        let want = limit.max(1);
+        let rows = stmt
+            .query_map(
+                params![
+                    after.map_or("", MeterId::as_str),
+                    i64::try_from(want + 1).unwrap_or(i64::MAX)
+                ],
+                meter_from_row,
+            )
+            .map_err(sql)?;
+        let mut meters = rows
+            .map(|r| r.map_err(sql).and_then(|x| x))
+            .collect::<Result<Vec<_>, _>>()?;
+        let more = meters.len() > want;
+        meters.truncate(want);
+        let next = if more {
+            meters.last().map(|m| m.meter_id.clone())
+        } else {
+            None
+        };
+        Ok(MeterPage { meters, next })
     }
 }
 

@@ -7,13 +7,15 @@
 //! residuals; [`forecast_meter`] then issues the forecast: the next hours at the meter's
 //! interval with bands, the next day's and the rest of the month's energy, and a month-end bill
 //! once a [`BillProjector`] knows the tariff. [`backtest`] replays all this day by day over a
-//! series' last days for evaluation.
+//! series' last days for evaluation; [`stored`] is what the `forecast` function issues from
+//! stored readings and keeps, and how it shards the fleet.
 
 pub mod backtest;
 pub mod grid;
 pub mod models;
 pub mod ridge;
 pub mod select;
+pub mod stored;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +25,7 @@ use chrono_tz::Tz;
 pub use grid::{Calendar, Grid, Seasons};
 pub use models::{point_forecast, ModelError, ModelKind};
 pub use select::{select, Bands, SelectConfig, Selection};
+pub use stored::{shard_of, ForecastPoint, IssueConfig, IssueError, StoredForecast};
 
 use crate::types::Timestamp;
 

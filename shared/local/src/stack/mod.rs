@@ -6,6 +6,7 @@
 //! | IoT topic rule → `ingest`  | [`bridge`]: the same handler, same event shape    |
 //! | DynamoDB                   | the SQLite adapters of this crate                 |
 //! | EventBridge Scheduler      | [`schedule`]: jobs on simulated time              |
+//! | `forecast` + shard queue   | [`forecast_job`]: the same handler, shards inline |
 //! | SNS (alerts)               | [`outbox`]: console + `outbox.jsonl`              |
 //! | CloudWatch metrics         | [`metrics`]: `/metrics` on the HTTP listener      |
 //! | real meters                | [`publisher`]: the simulated fleet over MQTT      |
@@ -17,6 +18,7 @@
 pub mod bridge;
 pub mod broker;
 pub mod clock;
+pub mod forecast_job;
 pub mod http;
 pub mod metrics;
 pub mod outbox;
@@ -63,8 +65,10 @@ pub struct StackConfig {
     pub push_spread: Duration,
     /// Ingest settings (limits, event thresholds, registry mode).
     pub ingest: IngestConfig,
-    /// Scheduled jobs (forecast, anomaly scan) run on simulated time.
+    /// Scheduled jobs (anomaly scan, later) run on simulated time.
     pub jobs: Vec<Arc<dyn ScheduledJob>>,
+    /// The daily forecast run on the stack's store; `None` runs none.
+    pub forecast: Option<forecast_job::ForecastSchedule>,
     /// Print outbox messages to the console as well.
     pub echo_outbox: bool,
     /// Called after every stored batch.
@@ -89,6 +93,7 @@ impl StackConfig {
                 ..IngestConfig::default()
             },
             jobs: Vec::new(),
+            forecast: Some(forecast_job::ForecastSchedule::default()),
             echo_outbox: true,
             observer: None,
         }
@@ -141,6 +146,8 @@ pub struct Stack {
     pub http_addr: SocketAddr,
     /// The store's ports, for queries (the API, tests).
     pub ports: Ports,
+    /// The forecasts the forecast job writes.
+    pub forecasts: Arc<dyn meter_core::ports::ForecastStore>,
     /// Simulated time.
     pub clock: SimClock,
     /// Counters.
@@ -179,6 +186,8 @@ impl Stack {
         })?;
         let db = Arc::new(SqliteDb::open(&cfg.data_dir.join("meterflow.db"))?);
         let ports = crate::sqlite_ports(db.clone());
+        let forecasts: Arc<dyn meter_core::ports::ForecastStore> =
+            Arc::new(crate::SqliteForecastStore::new(db.clone()));
         let metrics = Arc::new(StackMetrics::new());
         let outbox = Arc::new(Outbox::new(&cfg.data_dir, cfg.echo_outbox));
 
@@ -277,6 +286,15 @@ impl Stack {
         for job in cfg.jobs {
             scheduler.add(job, clock.now());
         }
+        if let Some(schedule) = cfg.forecast {
+            let job = forecast_job::ForecastJob::new(
+                ports.registry.clone(),
+                ports.readings.clone(),
+                forecasts.clone(),
+                schedule,
+            );
+            scheduler.add(Arc::new(job), clock.now());
+        }
         let jobs_stop = stopping_jobs.clone();
         let jobs_task = tokio::spawn(async move {
             while !jobs_stop.load(Ordering::Relaxed) {
@@ -289,6 +307,7 @@ impl Stack {
             mqtt_addr,
             http_addr: http.addr,
             ports,
+            forecasts,
             clock,
             metrics,
             outbox,

@@ -1,0 +1,115 @@
+//! The forecast function's AWS path on moto: the coordinator sends one SQS message per shard
+//! through [`meter_aws::SqsShardDispatcher`], and those messages, handed back to the handler as
+//! the SQS event Lambda would deliver, forecast every meter from DynamoDB into the forecasts
+//! table, exactly once per meter. Skips without moto, except under `CI`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use forecast::{ForecastConfig, Forecaster, Response};
+use meter_aws::{ForecastTables, Retention, Tables};
+use meter_core::{MeterInfo, Timestamp};
+use meterflow_tests::fixtures::{day_series, meter, QUARTER, T0};
+use meterflow_tests::moto::{skip_without_moto, unique_prefix};
+
+const DAY: i64 = 86_400_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_run_over_sqs_forecasts_every_meter_from_dynamodb_once() {
+    if skip_without_moto() {
+        return;
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let prefix = unique_prefix("fa");
+    let tables = Tables::with_prefix(&prefix);
+    meter_aws::create_tables(&dynamo, &tables).await.unwrap();
+    let ft = ForecastTables {
+        meters: tables.meters.clone(),
+        readings: tables.readings.clone(),
+        forecasts: format!("{prefix}forecasts"),
+    };
+    meter_aws::create_forecast_table(&dynamo, &ft.forecasts)
+        .await
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{prefix}shards"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+
+    // Six meters with 14 days of quarter-hour readings, written through the ingest adapters.
+    let ingest = meter_aws::dynamo_ports(dynamo.clone(), &tables, &Retention::default()).await;
+    let ids: Vec<String> = (0..6).map(|i| format!("aws-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        ingest
+            .registry
+            .upsert(&MeterInfo::new_consumer(meter(id), chrono_tz::Tz::UTC))
+            .await
+            .unwrap();
+        ingest
+            .readings
+            .insert(&day_series(id, T0 + QUARTER, 10.0 * i as f64, 14 * 96))
+            .await
+            .unwrap();
+    }
+
+    let ports = meter_aws::forecast_ports(dynamo.clone(), &ft, 90);
+    let f = Forecaster {
+        registry: ports.registry,
+        readings: ports.readings,
+        forecasts: ports.forecasts.clone(),
+        dispatcher: Arc::new(meter_aws::SqsShardDispatcher::new(sqs.clone(), &queue_url)),
+        config: ForecastConfig::default(),
+    };
+    let issued = Timestamp::from_millis(T0 + 14 * DAY);
+    let now = issued.add_millis(60_000);
+    let coordinator =
+        serde_json::json!({"mode": "coordinator", "shards": 13, "issued_at": issued.millis()});
+    forecast::handle(&f, &coordinator, now).await.unwrap();
+
+    // Collect the 13 messages as Lambda's SQS poller would, and hand them over as one event.
+    let mut records = Vec::new();
+    for _ in 0..20 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            records.push(serde_json::json!({
+                "messageId": m.message_id.unwrap(),
+                "body": m.body.unwrap(),
+            }));
+        }
+        if records.len() >= 13 {
+            break;
+        }
+    }
+    assert_eq!(records.len(), 13, "one message per shard");
+    let event = serde_json::json!({ "Records": records });
+    let r = forecast::handle(&f, &event, now).await.unwrap();
+    assert_eq!(
+        r,
+        Response::Batch {
+            batch_item_failures: vec![]
+        }
+    );
+    for id in &ids {
+        let fc = ports
+            .forecasts
+            .get(&meter(id), issued)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no forecast for {id}"));
+        assert_eq!(fc.points.len(), 192);
+        assert_eq!(ports.forecasts.latest(&meter(id)).await.unwrap(), Some(fc));
+    }
+}
