@@ -1,6 +1,7 @@
 //! The real Lambda runtime path: `scripts/test` runs `cargo lambda watch` (the Lambda runtime
-//! API emulator) with the ingest function pointed at moto; this test invokes it with the sample
-//! events through `cargo lambda invoke` and checks what landed in DynamoDB.
+//! API emulator) with the functions pointed at moto; these tests invoke them with the sample
+//! events through `cargo lambda invoke` and check what landed in DynamoDB and SQS. They run each
+//! function's own `main.rs`: configuration from the environment, SDK clients, the handler.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,6 +36,13 @@ fn invoke(port: &str, fixture: &str) -> serde_json::Value {
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../events/ingest")
         .join(fixture);
+    invoke_function(port, "ingest", &file)
+}
+
+/// Invokes `function` through `cargo lambda invoke` with the event in `file`; returns its JSON
+/// response (a failed invocation fails the test).
+fn invoke_function(port: &str, function: &str, file: &std::path::Path) -> serde_json::Value {
+    let fixture = file.display();
     let mut cmd = match std::env::var("METERFLOW_CARGO_LAMBDA") {
         Ok(bin) => {
             let mut c = Command::new(bin);
@@ -50,14 +58,14 @@ fn invoke(port: &str, fixture: &str) -> serde_json::Value {
     let out = cmd
         .args([
             "invoke",
-            "ingest",
+            function,
             "--invoke-address",
             "127.0.0.1",
             "--invoke-port",
             port,
             "--data-file",
         ])
-        .arg(&file)
+        .arg(file)
         .output()
         .expect("run cargo lambda invoke");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -137,4 +145,108 @@ async fn the_ingest_function_runs_in_the_lambda_runtime_and_stores_into_dynamodb
         .await
         .unwrap();
     assert!(quarantined.len() >= 7, "{quarantined:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forecast_function_runs_in_the_lambda_runtime_fans_out_over_sqs_and_stores_forecasts() {
+    use meter_aws::ForecastTables;
+    use meterflow_tests::fixtures::{day_series, QUARTER, T0};
+
+    let Some(port) = lambda_port() else { return };
+    // The names `scripts/test` gives `cargo lambda watch`.
+    let tables = Tables::with_prefix("lambda_");
+    let forecasts_table =
+        std::env::var("FORECASTS_TABLE").unwrap_or_else(|_| "lambda_forecasts".into());
+    let queue_name = std::env::var("METERFLOW_LAMBDA_SHARD_QUEUE")
+        .unwrap_or_else(|_| "lambda-forecast-shards".into());
+    let client = meter_aws::client_from_env().await;
+    meter_aws::create_tables(&client, &tables).await.unwrap();
+    meter_aws::create_forecast_table(&client, &forecasts_table)
+        .await
+        .unwrap();
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue_name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+
+    // Three meters with 14 days of quarter-hour readings before the sample events' issue time
+    // (2026-03-15T00:00Z).
+    let ingest = meter_aws::dynamo_ports(client.clone(), &tables, &Retention::default()).await;
+    let ids = ["lf-0", "lf-1", "lf-2"];
+    for (i, id) in ids.iter().enumerate() {
+        ingest
+            .registry
+            .upsert(&MeterInfo::new_consumer(meter(id), chrono_tz::Tz::UTC))
+            .await
+            .unwrap();
+        ingest
+            .readings
+            .insert(&day_series(id, T0 + QUARTER, 5.0 * i as f64, 14 * 96))
+            .await
+            .unwrap();
+    }
+
+    // The coordinator sample event: four shard messages on the queue.
+    let events = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/forecast");
+    let r = invoke_function(&port, "forecast", &events.join("coordinator.json"));
+    assert_eq!(r["dispatched"], 4, "{r}");
+    let mut bodies = Vec::new();
+    for _ in 0..20 {
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        bodies.extend(
+            out.messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| m.body),
+        );
+        if bodies.len() >= 4 {
+            break;
+        }
+    }
+    assert_eq!(bodies.len(), 4, "one message per shard: {bodies:?}");
+
+    // Each shard's message, as the SQS trigger would deliver it, forecasts its meters.
+    let dir = std::env::temp_dir().join(format!("meterflow-lambda-fc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut forecast = 0;
+    for (i, body) in bodies.iter().enumerate() {
+        let event = serde_json::json!({
+            "Records": [{"messageId": format!("m-{i}"), "body": body, "eventSource": "aws:sqs"}]
+        });
+        let file = dir.join(format!("sqs-{i}.json"));
+        std::fs::write(&file, event.to_string()).unwrap();
+        let r = invoke_function(&port, "forecast", &file);
+        assert_eq!(r["batchItemFailures"], serde_json::json!([]), "{r}");
+        forecast += 1;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(forecast, 4);
+    let ft = ForecastTables {
+        meters: tables.meters.clone(),
+        readings: tables.readings.clone(),
+        forecasts: forecasts_table,
+    };
+    let ports = meter_aws::forecast_ports(client.clone(), &ft, 90);
+    let issued = Timestamp::parse_rfc3339("2026-03-15T00:00:00Z").unwrap();
+    for id in ids {
+        let fc = ports
+            .forecasts
+            .get(&meter(id), issued)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no forecast for {id}"));
+        assert_eq!(fc.points.len(), 192);
+    }
 }
