@@ -1,5 +1,6 @@
 //! What every test against moto (the local AWS emulator `scripts/test` starts) needs: whether to
-//! run at all, and table names no other case or run uses.
+//! run at all, and table names no other case or run uses; and what the forecast tests share: a
+//! fleet's history in DynamoDB and the shard queue read back as Lambda's SQS poller would.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,4 +30,62 @@ pub fn unique_prefix(tag: &str) -> String {
         .map_or(0, |d| d.subsec_nanos());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{tag}-{}-{nanos}-{n}-", std::process::id())
+}
+
+/// Registers each of `ids` as a UTC consumer and stores 14 days of quarter-hour readings for it
+/// from `T0` (meter `i` a little busier than meter `i - 1`) through the DynamoDB ingest adapters:
+/// the history the forecast tests forecast from (issue time `T0` + 14 days).
+pub async fn seed_forecast_history(
+    client: &aws_sdk_dynamodb::Client,
+    tables: &meter_aws::Tables,
+    ids: &[&str],
+) {
+    use crate::fixtures::{day_series, meter, QUARTER, T0};
+    let ingest =
+        meter_aws::dynamo_ports(client.clone(), tables, &meter_aws::Retention::default()).await;
+    for (i, id) in ids.iter().enumerate() {
+        ingest
+            .registry
+            .upsert(&meter_core::MeterInfo::new_consumer(
+                meter(id),
+                chrono_tz::Tz::UTC,
+            ))
+            .await
+            .unwrap();
+        ingest
+            .readings
+            .insert(&day_series(id, T0 + QUARTER, 5.0 * i as f64, 14 * 96))
+            .await
+            .unwrap();
+    }
+}
+
+/// Receives `n` messages from the queue (polling a few times, as Lambda's SQS poller would),
+/// as the SQS event records a function gets: `messageId` and `body`.
+pub async fn receive_records(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    n: usize,
+) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    for _ in 0..20 {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            records.push(serde_json::json!({
+                "messageId": m.message_id.unwrap_or_default(),
+                "body": m.body.unwrap_or_default(),
+                "eventSource": "aws:sqs",
+            }));
+        }
+        if records.len() >= n {
+            break;
+        }
+    }
+    records
 }

@@ -8,10 +8,12 @@
 use std::sync::Arc;
 
 use forecast::{ForecastConfig, Forecaster, Response};
-use meter_aws::{ForecastTables, Retention, Tables};
-use meter_core::{MeterInfo, Timestamp};
-use meterflow_tests::fixtures::{day_series, meter, QUARTER, T0};
-use meterflow_tests::moto::{skip_without_moto, unique_prefix};
+use meter_aws::{ForecastTables, Tables};
+use meter_core::Timestamp;
+use meterflow_tests::fixtures::{meter, T0};
+use meterflow_tests::moto::{
+    receive_records, seed_forecast_history, skip_without_moto, unique_prefix,
+};
 
 const DAY: i64 = 86_400_000;
 
@@ -44,20 +46,9 @@ async fn a_coordinator_run_over_sqs_forecasts_every_meter_from_dynamodb_once() {
         .unwrap();
 
     // Six meters with 14 days of quarter-hour readings, written through the ingest adapters.
-    let ingest = meter_aws::dynamo_ports(dynamo.clone(), &tables, &Retention::default()).await;
     let ids: Vec<String> = (0..6).map(|i| format!("aws-{i}")).collect();
-    for (i, id) in ids.iter().enumerate() {
-        ingest
-            .registry
-            .upsert(&MeterInfo::new_consumer(meter(id), chrono_tz::Tz::UTC))
-            .await
-            .unwrap();
-        ingest
-            .readings
-            .insert(&day_series(id, T0 + QUARTER, 10.0 * i as f64, 14 * 96))
-            .await
-            .unwrap();
-    }
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    seed_forecast_history(&dynamo, &tables, &id_refs).await;
 
     let ports = meter_aws::forecast_ports(dynamo.clone(), &ft, 90);
     let f = Forecaster {
@@ -74,25 +65,7 @@ async fn a_coordinator_run_over_sqs_forecasts_every_meter_from_dynamodb_once() {
     forecast::handle(&f, &coordinator, now).await.unwrap();
 
     // Collect the 13 messages as Lambda's SQS poller would, and hand them over as one event.
-    let mut records = Vec::new();
-    for _ in 0..20 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        for m in out.messages.unwrap_or_default() {
-            records.push(serde_json::json!({
-                "messageId": m.message_id.unwrap(),
-                "body": m.body.unwrap(),
-            }));
-        }
-        if records.len() >= 13 {
-            break;
-        }
-    }
+    let records = receive_records(&sqs, &queue_url, 13).await;
     assert_eq!(records.len(), 13, "one message per shard");
     let event = serde_json::json!({ "Records": records });
     let r = forecast::handle(&f, &event, now).await.unwrap();

@@ -150,8 +150,6 @@ async fn the_ingest_function_runs_in_the_lambda_runtime_and_stores_into_dynamodb
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_forecast_function_runs_in_the_lambda_runtime_fans_out_over_sqs_and_stores_forecasts() {
     use meter_aws::ForecastTables;
-    use meterflow_tests::fixtures::{day_series, QUARTER, T0};
-
     let Some(port) = lambda_port() else { return };
     // The names `scripts/test` gives `cargo lambda watch`.
     let tables = Tables::with_prefix("lambda_");
@@ -177,54 +175,22 @@ async fn the_forecast_function_runs_in_the_lambda_runtime_fans_out_over_sqs_and_
 
     // Three meters with 14 days of quarter-hour readings before the sample events' issue time
     // (2026-03-15T00:00Z).
-    let ingest = meter_aws::dynamo_ports(client.clone(), &tables, &Retention::default()).await;
     let ids = ["lf-0", "lf-1", "lf-2"];
-    for (i, id) in ids.iter().enumerate() {
-        ingest
-            .registry
-            .upsert(&MeterInfo::new_consumer(meter(id), chrono_tz::Tz::UTC))
-            .await
-            .unwrap();
-        ingest
-            .readings
-            .insert(&day_series(id, T0 + QUARTER, 5.0 * i as f64, 14 * 96))
-            .await
-            .unwrap();
-    }
+    meterflow_tests::moto::seed_forecast_history(&client, &tables, &ids).await;
 
     // The coordinator sample event: four shard messages on the queue.
     let events = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/forecast");
     let r = invoke_function(&port, "forecast", &events.join("coordinator.json"));
     assert_eq!(r["dispatched"], 4, "{r}");
-    let mut bodies = Vec::new();
-    for _ in 0..20 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        bodies.extend(
-            out.messages
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|m| m.body),
-        );
-        if bodies.len() >= 4 {
-            break;
-        }
-    }
-    assert_eq!(bodies.len(), 4, "one message per shard: {bodies:?}");
+    let records = meterflow_tests::moto::receive_records(&sqs, &queue_url, 4).await;
+    assert_eq!(records.len(), 4, "one message per shard: {records:?}");
 
     // Each shard's message, as the SQS trigger would deliver it, forecasts its meters.
     let dir = std::env::temp_dir().join(format!("meterflow-lambda-fc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut forecast = 0;
-    for (i, body) in bodies.iter().enumerate() {
-        let event = serde_json::json!({
-            "Records": [{"messageId": format!("m-{i}"), "body": body, "eventSource": "aws:sqs"}]
-        });
+    for (i, record) in records.iter().enumerate() {
+        let event = serde_json::json!({ "Records": [record] });
         let file = dir.join(format!("sqs-{i}.json"));
         std::fs::write(&file, event.to_string()).unwrap();
         let r = invoke_function(&port, "forecast", &file);
