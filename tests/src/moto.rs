@@ -89,3 +89,23 @@ pub async fn receive_records(
     }
     records
 }
+
+/// Asserts that each of `ids` has a stored day-and-two forecast (192 quarter-hour points) issued
+/// at `issued`, and returns them in order.
+pub async fn assert_forecasts_stored(
+    forecasts: &dyn meter_core::ports::ForecastStore,
+    ids: &[&str],
+    issued: meter_core::Timestamp,
+) -> Vec<meter_core::forecast::stored::StoredForecast> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let fc = forecasts
+            .get(&crate::fixtures::meter(id), issued)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no forecast for {id}"));
+        assert_eq!(fc.points.len(), 192, "{id}");
+        out.push(fc);
+    }
+    out
+}

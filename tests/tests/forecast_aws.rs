@@ -12,7 +12,8 @@ use meter_aws::{ForecastTables, Tables};
 use meter_core::Timestamp;
 use meterflow_tests::fixtures::{meter, T0};
 use meterflow_tests::moto::{
-    receive_records, seed_forecast_history, skip_without_moto, unique_prefix,
+    assert_forecasts_stored, receive_records, seed_forecast_history, skip_without_moto,
+    unique_prefix,
 };
 
 const DAY: i64 = 86_400_000;
@@ -75,14 +76,8 @@ async fn a_coordinator_run_over_sqs_forecasts_every_meter_from_dynamodb_once() {
             batch_item_failures: vec![]
         }
     );
-    for id in &ids {
-        let fc = ports
-            .forecasts
-            .get(&meter(id), issued)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("no forecast for {id}"));
-        assert_eq!(fc.points.len(), 192);
+    let stored = assert_forecasts_stored(ports.forecasts.as_ref(), &id_refs, issued).await;
+    for (id, fc) in id_refs.iter().zip(stored) {
         assert_eq!(ports.forecasts.latest(&meter(id)).await.unwrap(), Some(fc));
     }
 }
