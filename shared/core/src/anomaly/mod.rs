@@ -3,6 +3,7 @@
 //!
 //! - [`balance`]: feeder energy balance (technical-loss model, CUSUM, suspect ranking).
 //! - [`days`]: a meter's intervals cut into local days, the unit scored.
+//! - [`finding`]: the common shape of every detector's report.
 //! - [`iforest`]: an isolation forest (scikit-learn's algorithm, a faster layout).
 //! - [`metrics`]: tie-aware ROC-AUC and PR-AUC for evaluations.
 //! - [`rng`]: the seeded generator everything random here draws from.
@@ -12,6 +13,7 @@
 
 pub mod balance;
 pub mod days;
+pub mod finding;
 pub mod iforest;
 pub mod metrics;
 pub mod rng;
@@ -19,6 +21,7 @@ pub mod theft;
 pub mod vee;
 
 pub use days::MeterDays;
+pub use finding::{Finding, FindingKind};
 pub use iforest::{Contamination, ForestConfig, ForestError, IsolationForest};
 pub use rng::Rng;
 pub use theft::{Attack, DayScore, TheftConfig};
