@@ -5,7 +5,8 @@
 
 use std::fmt;
 
-use crate::types::{MeterId, Timestamp};
+use crate::registry::MeterInfo;
+use crate::types::{MeterId, Reading, Timestamp};
 
 /// What a finding is about. The stable names are part of the stored data and the events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -165,6 +166,29 @@ impl Finding {
             explanation: finding.explanation,
         }
     }
+}
+
+/// One meter's readings over a scan window, as the detectors take them.
+#[derive(Debug, Clone)]
+pub struct MeterWindow {
+    /// What the registry knows of the meter.
+    pub info: MeterInfo,
+    /// Its stored readings in the window, sorted by time, one per timestamp.
+    pub readings: Vec<Reading>,
+}
+
+/// A feeder and the consumers under it over one scan window: the unit a scan shard hands to
+/// every detector, so feeder-level checks (energy balance, outages) see the whole feeder.
+#[derive(Debug, Clone)]
+pub struct FeederWindow {
+    /// The feeder's own meter; `None` for the group of consumers with no feeder.
+    pub feeder: Option<MeterWindow>,
+    /// The consumer meters under it.
+    pub consumers: Vec<MeterWindow>,
+    /// Start of the window (exclusive: readings with `ts > from`).
+    pub from: Timestamp,
+    /// The scan time: end of the window (inclusive).
+    pub to: Timestamp,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub mod theft;
 pub mod vee;
 
 pub use days::MeterDays;
-pub use finding::{Finding, FindingKind};
+pub use finding::{FeederWindow, Finding, FindingKind, MeterWindow};
 pub use iforest::{Contamination, ForestConfig, ForestError, IsolationForest};
 pub use rng::Rng;
 pub use theft::{Attack, DayScore, TheftConfig};
