@@ -141,6 +141,36 @@ pub async fn before_and_after_are_strict_and_stay_within_the_meter(p: Ports) {
     assert!(p.readings.range(&m, at(3), at(2)).await.unwrap().is_empty());
 }
 
+pub async fn range_with_previous_adds_the_last_reading_at_or_before_the_start(p: Ports) {
+    let rs: Vec<_> = (0..6)
+        .map(|i| bare_reading("m-1", T0 + i * QUARTER, 1.0 + i as f64))
+        .collect();
+    p.readings.insert(&rs).await.unwrap();
+    p.readings
+        .insert(&[
+            bare_reading("m-0", T0 + 2 * QUARTER + 1, 1.0),
+            bare_reading("m-2", T0 + 3 * QUARTER - 1, 1.0),
+        ])
+        .await
+        .unwrap();
+    let m = meter("m-1");
+    let at = |i: i64| Timestamp::from_millis(T0 + i * QUARTER);
+    let get = |from: Timestamp, to: Timestamp| {
+        let store = p.readings.clone();
+        let m = m.clone();
+        async move { store.range_with_previous(&m, from, to).await.unwrap() }
+    };
+    // Between readings: the one before `from`, then those after it.
+    assert_eq!(get(at(2).add_millis(5), at(4)).await, rs[2..=4].to_vec());
+    // On a reading: that reading is the previous one.
+    assert_eq!(get(at(2), at(4)).await, rs[2..=4].to_vec());
+    // Before the first reading: no previous one.
+    assert_eq!(get(at(0).add_millis(-1), at(1)).await, rs[0..=1].to_vec());
+    // Past the last: only the previous one.
+    assert_eq!(get(at(9), at(12)).await, rs[5..=5].to_vec());
+    assert!(get(at(-9), at(-5)).await.is_empty());
+}
+
 pub async fn range_spans_more_than_one_page(p: Ports) {
     // A week of quarter hours: more than any single small page, and a realistic query size.
     let rs = day_series("m-1", T0, 100.0, 7 * 96);

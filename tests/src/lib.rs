@@ -25,6 +25,7 @@ macro_rules! conformance_suite {
             a_reused_seq_at_another_time_is_a_duplicate_seq,
             the_first_of_two_equal_readings_in_one_call_wins,
             before_and_after_are_strict_and_stay_within_the_meter,
+            range_with_previous_adds_the_last_reading_at_or_before_the_start,
             range_spans_more_than_one_page,
             the_registry_round_trips_and_lists_consumers_by_feeder,
             listing_the_registry_page_by_page_yields_every_meter_once,

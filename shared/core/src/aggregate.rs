@@ -76,8 +76,10 @@ impl Period {
     pub fn key(&self) -> String {
         match self {
             Self::Hour(t) => format!("H#{:015}", t.millis()),
-            Self::Day(d) => format!("D#{}", d.format("%Y-%m-%d")),
-            Self::Month(d) => format!("M#{}", d.format("%Y-%m")),
+            // Plain integer formatting: chrono's `format` parses its pattern on every call, and
+            // ingest builds these keys for every meter of every batch.
+            Self::Day(d) => format!("D#{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
+            Self::Month(d) => format!("M#{:04}-{:02}", d.year(), d.month()),
         }
     }
 

@@ -308,11 +308,7 @@ impl Ingestor {
         let v_hour = aggs.next_version(meter).await?;
         let from = range.load_from();
         let to = range.load_to();
-        let mut loaded: Vec<Reading> = Vec::new();
-        if let Some(r) = store.before(meter, from.add_millis(1)).await? {
-            loaded.push(r);
-        }
-        loaded.extend(store.range(meter, from.add_millis(1), to).await?);
+        let mut loaded = store.range_with_previous(meter, from, to).await?;
         // With nothing stored after the batch (the usual in-order append) there is nothing
         // after `to` either: skip the query.
         if next.is_some() {

@@ -77,6 +77,25 @@ pub trait ReadingStore: Send + Sync {
 
     /// The earliest reading strictly after `ts`.
     async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError>;
+
+    /// The latest reading at or before `from` (if any), then the readings with
+    /// `from < ts <= to`, in time order: what ingest reads back to recompute hour buckets.
+    ///
+    /// Provided as [`ReadingStore::before`] plus [`ReadingStore::range`]; SQLite overrides it
+    /// with one statement.
+    async fn range_with_previous(
+        &self,
+        meter: &MeterId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reading>, StoreError> {
+        let mut out = Vec::new();
+        if let Some(r) = self.before(meter, from.add_millis(1)).await? {
+            out.push(r);
+        }
+        out.extend(self.range(meter, from.add_millis(1), to).await?);
+        Ok(out)
+    }
 }
 
 /// The meter registry.
