@@ -109,7 +109,7 @@ impl Run {
     ) -> BTreeSet<(String, FindingKind)> {
         self.windows(start(), self.until)
             .iter()
-            .flat_map(|w| detect(w))
+            .flat_map(&detect)
             .map(|f| (f.meter_id.to_string(), f.kind))
             .collect()
     }

@@ -15,8 +15,11 @@
 //!   are then not reported one by one: the feeder explains them.
 //! - [`FindingKind::Restoration`]: a meter that was out earlier in the window (a silence longer
 //!   than the threshold between two readings, or readings without voltage) and is live at the
-//!   scan time; the evidence window is the last such outage. For the feeder meter only readings
-//!   without voltage count: a feeder meter's silence is a communication loss, not an outage.
+//!   scan time; the evidence window is the last such outage. On the feeder's meter id when the
+//!   feeder was out (its meter without voltage, or the required share of its consumers out
+//!   together) and is not any more; consumers that came back with it are then not restored one
+//!   by one. For the feeder meter itself only readings without voltage count: a feeder meter's
+//!   silence is a communication loss, not an outage.
 //!
 //! Consumers with no feeder (`window.feeder == None`) can only be judged against the scan time:
 //! silent or without voltage, they are reported as [`FindingKind::MeterOutage`] with no
@@ -139,16 +142,12 @@ impl<'a> Meter<'a> {
         })
     }
 
-    /// The last outage that ended in the window: (end of its first interval without supply,
-    /// the reading that showed supply again).
-    fn last_restored(
-        &self,
-        config: &OutageConfig,
-        silence_counts: bool,
-    ) -> Option<(Timestamp, Timestamp)> {
+    /// The outages that ended in the window, in time order: (end of the first interval without
+    /// supply, the reading that showed supply again).
+    fn restored(&self, config: &OutageConfig, silence_counts: bool) -> Vec<(Timestamp, Timestamp)> {
         let silence = self.silence_ms(config);
         let mut start: Option<Timestamp> = None;
-        let mut last = None;
+        let mut out = Vec::new();
         for (i, x) in self.readings.iter().enumerate() {
             if let (None, Some(prev)) = (start, i.checked_sub(1).map(|p| &self.readings[p])) {
                 if silence_counts && x.ts.millis() - prev.ts.millis() > silence {
@@ -157,14 +156,47 @@ impl<'a> Meter<'a> {
             }
             if live(x, config) {
                 if let Some(s) = start.take() {
-                    last = Some((s, x.ts));
+                    out.push((s, x.ts));
                 }
             } else if start.is_none() {
                 start = Some(x.ts);
             }
         }
-        last
+        out
     }
+}
+
+/// The spans in which at least `required` of the consumers were out, from their outages
+/// (start, end), in time order. Outages still open are passed with an end at the end of time,
+/// so a span still open ends there too.
+fn feeder_wide(
+    episodes: &[(Timestamp, Timestamp)],
+    required: usize,
+) -> Vec<(Timestamp, Timestamp)> {
+    // +1 where an outage starts, −1 where it ends; at equal times ends first, so an outage
+    // ending as another starts is not counted twice.
+    let mut events: Vec<(Timestamp, i32)> = episodes
+        .iter()
+        .flat_map(|&(s, e)| [(s, 1), (e, -1)])
+        .collect();
+    events.sort_unstable();
+    let (mut count, mut start, mut spans) = (0i32, None, Vec::new());
+    for (t, d) in events {
+        count += d;
+        let wide = count >= 0 && count as usize >= required;
+        match (start, wide) {
+            (None, true) => start = Some(t),
+            (Some(s), false) => {
+                spans.push((s, t));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        spans.push((s, Timestamp::from_millis(i64::MAX)));
+    }
+    spans
 }
 
 /// A reading shows supply: voltage present, or not measured (a meter that reports no voltage
@@ -212,21 +244,43 @@ pub fn detect(window: &FeederWindow, config: &OutageConfig) -> Vec<Finding> {
         .map(|m| m.out_at(from, to, config, true))
         .collect();
     let mut out = Vec::new();
-    for m in &consumers {
-        if m.out_at(from, to, config, true).is_none() {
-            if let Some((s, back)) = m.last_restored(config, true) {
-                out.push(finding(
-                    m.window,
-                    FindingKind::Restoration,
-                    s,
-                    back,
-                    format!(
-                        "supply back at {back} after {:.1} h out (from {s})",
-                        hours(back.millis() - s.millis())
-                    ),
-                ));
-            }
+    let restored: Vec<Vec<(Timestamp, Timestamp)>> =
+        consumers.iter().map(|m| m.restored(config, true)).collect();
+    let n = consumers.len();
+    let required = ((config.feeder_share * n as f64).ceil() as usize)
+        .max(config.feeder_min_meters)
+        .max(1);
+    // Feeder-wide outages seen in the consumers (only where there is a feeder to report on).
+    let wide = if window.feeder.is_some() {
+        let mut episodes: Vec<(Timestamp, Timestamp)> =
+            restored.iter().flatten().copied().collect();
+        episodes.extend(
+            outs.iter()
+                .flatten()
+                .map(|o| (o.since, Timestamp::from_millis(i64::MAX))),
+        );
+        feeder_wide(&episodes, required)
+    } else {
+        Vec::new()
+    };
+    for ((m, o), episodes) in consumers.iter().zip(&outs).zip(&restored) {
+        let Some(&(s, back)) = episodes.last().filter(|_| o.is_none()) else {
+            continue;
+        };
+        // A consumer back with the rest of its feeder: the feeder's restoration says it.
+        if wide.iter().any(|&(ws, we)| s < we && ws < back) {
+            continue;
         }
+        out.push(finding(
+            m.window,
+            FindingKind::Restoration,
+            s,
+            back,
+            format!(
+                "supply back at {back} after {:.1} h out (from {s})",
+                hours(back.millis() - s.millis())
+            ),
+        ));
     }
     let Some(feeder_window) = &window.feeder else {
         for (m, o) in consumers.iter().zip(&outs) {
@@ -249,28 +303,37 @@ pub fn detect(window: &FeederWindow, config: &OutageConfig) -> Vec<Finding> {
     };
     let feeder = Meter::new(feeder_window, to, config);
     let feeder_out = feeder.out_at(from, to, config, false);
-    if feeder_out.is_none() {
-        if let Some((s, back)) = feeder.last_restored(config, false) {
+    let mut since: Vec<Timestamp> = outs.iter().flatten().map(|o| o.since).collect();
+    since.sort_unstable();
+    // The outage of the feeder dates from when the required number of consumers were out.
+    let by_share = (since.len() >= required).then(|| since[required - 1]);
+    if feeder_out.is_none() && by_share.is_none() {
+        // The feeder's last outage that is over: its meter without voltage, or most of its
+        // consumers out together, whichever ended last.
+        let by_voltage = feeder.restored(config, false).last().copied();
+        let by_consumers = wide.last().copied().filter(|&(_, e)| e <= to);
+        let last = match (by_voltage, by_consumers) {
+            (Some(a), Some(b)) => Some(if b.1 > a.1 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        if let Some((s, back)) = last {
+            let how = if by_consumers == Some((s, back)) {
+                "consumers"
+            } else {
+                "feeder voltage"
+            };
             out.push(finding(
                 feeder_window,
                 FindingKind::Restoration,
                 s,
                 back,
                 format!(
-                    "feeder voltage back at {back} after {:.1} h without (from {s})",
+                    "{how} back at {back} after {:.1} h of feeder outage (from {s})",
                     hours(back.millis() - s.millis())
                 ),
             ));
         }
     }
-    let n = consumers.len();
-    let mut since: Vec<Timestamp> = outs.iter().flatten().map(|o| o.since).collect();
-    since.sort_unstable();
-    let required = ((config.feeder_share * n as f64).ceil() as usize)
-        .max(config.feeder_min_meters)
-        .max(1);
-    // The outage of the feeder dates from when the required number of consumers were out.
-    let by_share = (since.len() >= required).then(|| since[required - 1]);
     if feeder_out.is_some() || by_share.is_some() {
         let start = match (feeder_out.map(|o| o.since), by_share) {
             (Some(a), Some(b)) => a.min(b),
@@ -497,6 +560,41 @@ mod tests {
         let f = run(&w);
         assert_eq!(kinds_of(&f), vec![("c-3".into(), FindingKind::MeterOutage)]);
         assert_eq!(f[0].from, at(81));
+    }
+
+    #[test]
+    fn a_feeder_wide_outage_that_is_over_is_one_feeder_restoration() {
+        let mut w = healthy(10, 96);
+        // Six of ten consumers silent together for a few hours mid-window, one of them from
+        // earlier and back later.
+        for (k, c) in w.consumers.iter_mut().enumerate().take(6) {
+            let (a, b) = if k == 0 { (30, 70) } else { (40, 60) };
+            c.readings.drain(a..b);
+        }
+        let f = run(&w);
+        assert_eq!(kinds_of(&f), vec![("f-1".into(), FindingKind::Restoration)]);
+        // Wide from the fifth consumer out (all five at 41) to the second back (at 61): below
+        // half again.
+        assert_eq!((f[0].from, f[0].to), (at(41), at(61)));
+        assert!(f[0].explanation.starts_with("consumers back"));
+    }
+
+    #[test]
+    fn a_consumer_out_alone_before_a_feeder_outage_keeps_its_own_restoration() {
+        let mut w = healthy(10, 96);
+        for c in w.consumers.iter_mut().take(6) {
+            c.readings.drain(40..60);
+        }
+        w.consumers[8].readings.drain(5..20);
+        let mut f = run(&w);
+        f.sort_by(|a, b| a.meter_id.cmp(&b.meter_id));
+        assert_eq!(
+            kinds_of(&f),
+            vec![
+                ("c-8".into(), FindingKind::Restoration),
+                ("f-1".into(), FindingKind::Restoration)
+            ]
+        );
     }
 
     #[test]
