@@ -18,7 +18,9 @@
 //!   0.8 − mean).
 //! - Frequency: readings outside nominal ± [`QualityConfig::frequency_tolerance`] (50 Hz ± 1%,
 //!   EN 50160's band for interconnected systems) → [`FindingKind::FrequencyExcursion`]; readings
-//!   during an interruption (0 Hz or no voltage) are not judged. Score: the worst deviation, Hz.
+//!   during an interruption (0 Hz or no voltage) are not judged. Frequency is one value for the
+//!   whole grid, so when the feeder meter measures it, only the feeder meter is judged: a grid
+//!   event is one finding per feeder, not one per home. Score: the worst deviation, Hz.
 
 use super::finding::{FeederWindow, Finding, FindingKind, MeterWindow};
 use super::sampling::interval_ms;
@@ -89,10 +91,18 @@ impl Default for QualityConfig {
 /// Power-quality findings of every meter in the window (the feeder meter first).
 pub fn detect(window: &FeederWindow, config: &QualityConfig) -> Vec<Finding> {
     let mut out = Vec::new();
-    for m in window.feeder.iter().chain(&window.consumers) {
+    let feeder_has_frequency = window.feeder.as_ref().is_some_and(|f| {
+        f.readings
+            .iter()
+            .any(|r| r.frequency_hz.is_some_and(|hz| hz > 0.0))
+    });
+    for (k, m) in window.feeder.iter().chain(&window.consumers).enumerate() {
         voltage(m, config, &mut out);
         power_factor(m, config, &mut out);
-        frequency(m, config, &mut out);
+        let is_feeder = k == 0 && window.feeder.is_some();
+        if is_feeder || !feeder_has_frequency {
+            frequency(m, config, &mut out);
+        }
     }
     out
 }
@@ -407,6 +417,25 @@ mod tests {
             r.power_factor = Some(-0.95);
         }
         assert!(run(&w).is_empty());
+    }
+
+    #[test]
+    fn a_grid_frequency_excursion_is_one_finding_on_the_feeder_not_one_per_home() {
+        let mut w = healthy();
+        let mut second = w.consumers[0].clone();
+        second.info.meter_id = crate::types::MeterId::parse("c-2").unwrap();
+        w.consumers.push(second);
+        let mut feeder_meter = feeder("f-1", w.consumers[0].readings.clone());
+        for m in w.consumers.iter_mut().chain([&mut feeder_meter]) {
+            m.readings[100].frequency_hz = Some(49.2);
+        }
+        w.feeder = Some(feeder_meter);
+        let f = run(&w);
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].meter_id.as_str(), f[0].kind),
+            ("f-1", FindingKind::FrequencyExcursion)
+        );
     }
 
     #[test]
