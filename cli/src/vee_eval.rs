@@ -41,6 +41,9 @@ pub struct EvalVeeArgs {
     /// existed).
     #[arg(long)]
     pub spike_over_peak: Option<f64>,
+    /// Override the spike check's `spike_peak_skips_flagged`.
+    #[arg(long)]
+    pub spike_peak_skips_flagged: Option<bool>,
     /// Also list every planted fault that was missed (meter, kind, window, the true energy in
     /// it), to see why.
     #[arg(long)]
@@ -131,6 +134,9 @@ pub fn run(args: &EvalVeeArgs) -> anyhow::Result<()> {
         let mut config = VeeConfig::for_interval(interval);
         if let Some(k) = args.spike_over_peak {
             config.spike_over_peak = k;
+        }
+        if let Some(skip) = args.spike_peak_skips_flagged {
+            config.spike_peak_skips_flagged = skip;
         }
         let findings = check(&r, &config);
         let index = |t: meter_core::Timestamp| r.partition_point(|x| x.end < t);

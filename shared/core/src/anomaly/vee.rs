@@ -97,6 +97,10 @@ pub struct VeeConfig {
     /// …and above this multiple of the meter's largest interval (any time of day) over the
     /// same history days: a spike must be beyond the meter's own recent range.
     pub spike_over_peak: f64,
+    /// Leave the intervals already flagged as spikes out of that peak, so a glitch does not
+    /// hide the next one for four weeks (at the price of flagging every evening of a newly
+    /// bought heater until its slot's median moves).
+    pub spike_peak_skips_flagged: bool,
     /// Intervals the register must stand still for.
     pub stuck_min_intervals: usize,
     /// Energy the reported power implies over a standstill above which the register must have
@@ -126,6 +130,7 @@ impl VeeConfig {
             spike_history_days: 28,
             spike_min_history: 7,
             spike_over_peak: 1.0,
+            spike_peak_skips_flagged: false,
             stuck_min_intervals: 2 * per_hour,
             stuck_min_kwh: 0.01,
             zero_min_intervals: 12 * per_hour,
@@ -253,6 +258,8 @@ fn gaps(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Finding>
 fn spikes(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Finding>) {
     const DAY_MS: i64 = 86_400_000;
     let mut history = Vec::new();
+    // Intervals already put up for review: not part of the meter's own range.
+    let mut flagged = vec![false; readings.len()];
     for (i, r) in readings.iter().enumerate() {
         history.clear();
         let mut j = i;
@@ -284,10 +291,16 @@ fn spikes(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Findin
         // that pass the slot test get here, so the scan back is cheap.
         let since = r.end.millis() - config.spike_history_days as i64 * DAY_MS;
         let first = readings[..i].partition_point(|x| x.end.millis() < since);
-        let peak = readings[first..i].iter().map(|x| x.kwh).fold(0.0, f64::max);
+        let peak = readings[first..i]
+            .iter()
+            .zip(&flagged[first..i])
+            .filter(|(_, &f)| !(f && config.spike_peak_skips_flagged))
+            .map(|(x, _)| x.kwh)
+            .fold(0.0, f64::max);
         if r.kwh <= config.spike_over_peak * peak {
             continue;
         }
+        flagged[i] = true;
         out.push(Finding {
             kind: VeeKind::Spike,
             from: r.end,
@@ -465,6 +478,27 @@ mod tests {
         // The same interval beyond anything in four weeks is one.
         s[i].kwh = 3.5;
         assert_eq!(at(&s), vec![s[before].end, s[i].end]);
+    }
+
+    #[test]
+    fn a_repeated_glitch_is_hidden_by_the_first_unless_flagged_peaks_are_skipped() {
+        let mut s = series(30);
+        let (a, b) = (13 * 48 + 10, 20 * 48 + 30);
+        s[a].kwh = 4.0;
+        s[b].kwh = 3.9;
+        let at = |c: &VeeConfig| -> Vec<Timestamp> {
+            check(&s, c)
+                .iter()
+                .filter(|f| f.kind == VeeKind::Spike)
+                .map(|f| f.from)
+                .collect()
+        };
+        assert_eq!(at(&config()), vec![s[a].end]);
+        let skipping = VeeConfig {
+            spike_peak_skips_flagged: true,
+            ..config()
+        };
+        assert_eq!(at(&skipping), vec![s[a].end, s[b].end]);
     }
 
     #[test]
