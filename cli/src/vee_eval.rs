@@ -58,6 +58,8 @@ struct Tally {
     unobservable: usize,
     found: usize,
     false_findings: usize,
+    /// Meter-days (local) holding at least one of those findings.
+    false_days: std::collections::BTreeSet<(usize, chrono::NaiveDate)>,
 }
 
 /// A healthy meter's readings for a series.
@@ -83,6 +85,7 @@ pub fn run(args: &EvalVeeArgs) -> anyhow::Result<()> {
     let file = read_input(&args.file)?;
     let mut tallies: BTreeMap<VeeKind, Tally> = BTreeMap::new();
     let mut clean_intervals = 0usize;
+    let mut meter_days = 0usize;
     let mut missed: Vec<serde_json::Value> = Vec::new();
     for (n, m) in file.meters.iter().enumerate() {
         let Some(interval) = m.interval_ms else {
@@ -140,6 +143,18 @@ pub fn run(args: &EvalVeeArgs) -> anyhow::Result<()> {
         }
         let findings = check(&r, &config);
         let index = |t: meter_core::Timestamp| r.partition_point(|x| x.end < t);
+        // The local day of an interval ending at `t` (its end belongs to the day it closes).
+        let local_day = |t: meter_core::Timestamp| {
+            t.add_millis(-1)
+                .to_datetime()
+                .with_timezone(&file.zone)
+                .date_naive()
+        };
+        meter_days += r
+            .iter()
+            .map(|x| local_day(x.end))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         for (&(kind, s, e), &kwh) in planted.iter().zip(&true_kwh) {
             let tally = tallies.entry(kind).or_default();
             if kwh == 0.0 && matches!(kind, VeeKind::StuckRegister | VeeKind::ZeroRun) {
@@ -167,7 +182,9 @@ pub fn run(args: &EvalVeeArgs) -> anyhow::Result<()> {
             // energy disagreeing with power): those are not false positives either.
             let near_planted = planted.iter().any(|&(_, s, e)| a <= e + 1 && b + 1 >= s);
             if !near_planted {
-                tallies.entry(f.kind).or_default().false_findings += 1;
+                let tally = tallies.entry(f.kind).or_default();
+                tally.false_findings += 1;
+                tally.false_days.insert((n, local_day(f.from)));
             }
         }
     }
@@ -183,6 +200,8 @@ pub fn run(args: &EvalVeeArgs) -> anyhow::Result<()> {
                     "recall": (t.planted > 0).then(|| t.found as f64 / t.planted as f64),
                     "other_findings": t.false_findings,
                     "other_findings_per_clean_interval": t.false_findings as f64 / clean_intervals.max(1) as f64,
+                    "meter_days_with_other_findings": t.false_days.len(),
+                    "share_of_meter_days": t.false_days.len() as f64 / meter_days.max(1) as f64,
                 }),
             )
         })
@@ -191,6 +210,7 @@ pub fn run(args: &EvalVeeArgs) -> anyhow::Result<()> {
         "input": args.file.input.display().to_string(),
         "meters": file.meters.len(),
         "clean_intervals": clean_intervals,
+        "meter_days": meter_days,
         "seed": args.seed,
         "by_kind": by_kind,
     });
