@@ -593,7 +593,7 @@ impl Fleet {
             .map(|i| self.healthy_kwh(m, &self.clock.ctx(i)))
             .collect();
         let mut r = SplitMix::keyed(self.cfg.seed, m as u64, ctx.local_day, Purpose::Theft);
-        let reported_kwh = theft_day(kind, &x, self.clock.interval_ms, &mut r);
+        let reported_kwh = theft_day(kind, &x, &mut r);
         let v = reported_kwh
             .get((ctx.index - first) as usize)
             .copied()

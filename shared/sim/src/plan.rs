@@ -4,6 +4,7 @@
 //! The plan is a pure function of the configuration and the fleet's start time, so a resumed
 //! fleet recomputes the same plan instead of storing it.
 
+use meter_core::anomaly::{Attack, Rng};
 use meter_core::types::{MeterId, Timestamp, HOUR_MS};
 
 use crate::config::{FaultKind, FleetConfig};
@@ -139,59 +140,46 @@ fn window(cfg: &FleetConfig, clock: &Clock, meter: usize, kind: FaultKind, first
     }
 }
 
-/// The reported energies of one local day of true energies `x` under theft pattern `kind`
-/// (h1–h6, as `shared/README.md` defines them). Other kinds report `x` unchanged.
-pub(crate) fn theft_day(
-    kind: FaultKind,
-    x: &[f64],
-    interval_ms: i64,
-    r: &mut SplitMix,
-) -> Vec<f64> {
-    let t = x.len();
-    let mean = if t == 0 {
-        0.0
-    } else {
-        x.iter().sum::<f64>() / t as f64
+/// The reported energies of one local day of true energies `x` under theft pattern `kind`: the
+/// same injection as the detection evaluation uses (`meter_core::anomaly::Attack::inject`, h1–h6
+/// as `shared/README.md` defines them, on a whole day of slots), drawn from `r`. Other kinds
+/// report `x` unchanged. Every pattern reports non-negative energies, so the cumulative register
+/// built from them stays monotonic.
+pub(crate) fn theft_day(kind: FaultKind, x: &[f64], r: &mut SplitMix) -> Vec<f64> {
+    let mut day = x.to_vec();
+    let attack = match kind {
+        FaultKind::H1 => Attack::H1,
+        FaultKind::H2 => Attack::H2,
+        FaultKind::H3 => Attack::H3,
+        FaultKind::H4 => Attack::H4,
+        FaultKind::H5 => Attack::H5,
+        FaultKind::H6 => Attack::H6,
+        _ => return day,
     };
-    match kind {
-        FaultKind::H1 => {
-            let alpha = r.range(0.1, 0.8);
-            x.iter().map(|v| alpha * v).collect()
-        }
-        FaultKind::H2 => {
-            let min_len = ((4 * HOUR_MS + interval_ms - 1) / interval_ms).max(1) as usize;
-            let (ts, te) = if t <= min_len {
-                (0, t)
-            } else {
-                let ts = r.below((t - min_len + 1) as u64) as usize;
-                let te = ts + min_len + r.below((t - ts - min_len + 1) as u64) as usize;
-                (ts, te)
-            };
-            x.iter()
-                .enumerate()
-                .map(|(i, v)| if (ts..te).contains(&i) { 0.0 } else { *v })
-                .collect()
-        }
-        FaultKind::H3 => x.iter().map(|v| r.range(0.1, 0.8) * v).collect(),
-        FaultKind::H4 => x.iter().map(|_| r.range(0.1, 0.8) * mean).collect(),
-        FaultKind::H5 => vec![mean; t],
-        FaultKind::H6 => x.iter().rev().copied().collect(),
-        _ => x.to_vec(),
+    if !day.is_empty() {
+        // One keyed draw seeds the injection's own generator, so a day's pattern still depends
+        // only on (seed, meter, local day).
+        attack.inject(&mut day, &mut Rng::new(r.next_u64()));
     }
+    day
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const X: [f64; 8] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    /// A day of hourly values 1..=24.
+    fn day() -> Vec<f64> {
+        (1..=24).map(f64::from).collect()
+    }
 
     #[test]
     fn h1_scales_the_whole_day_by_one_alpha() {
-        let y = theft_day(FaultKind::H1, &X, HOUR_MS, &mut SplitMix::new(3));
-        let alpha = y[0] / X[0];
+        let x = day();
+        let y = theft_day(FaultKind::H1, &x, &mut SplitMix::new(3));
+        let alpha = y[0] / x[0];
         assert!((0.1..0.8).contains(&alpha));
-        for (a, b) in y.iter().zip(X) {
+        for (a, b) in y.iter().zip(&x) {
             assert!((a / b - alpha).abs() < 1e-12);
         }
     }
@@ -199,8 +187,8 @@ mod tests {
     #[test]
     fn h2_zeroes_a_window_of_at_least_four_hours() {
         for seed in 0..50 {
-            let y = theft_day(FaultKind::H2, &X, HOUR_MS, &mut SplitMix::new(seed));
-            let zeros: Vec<usize> = (0..8).filter(|i| y[*i] == 0.0).collect();
+            let y = theft_day(FaultKind::H2, &day(), &mut SplitMix::new(seed));
+            let zeros: Vec<usize> = (0..24).filter(|i| y[*i] == 0.0).collect();
             assert!(zeros.len() >= 4, "{y:?}");
             assert_eq!(zeros.last().unwrap() - zeros[0] + 1, zeros.len());
         }
@@ -208,13 +196,29 @@ mod tests {
 
     #[test]
     fn h3_to_h6_follow_their_definitions() {
+        let x = day();
         let mut r = SplitMix::new(5);
-        let y3 = theft_day(FaultKind::H3, &X, HOUR_MS, &mut r);
-        assert!(y3.iter().zip(X).all(|(a, b)| (0.1..0.8).contains(&(a / b))));
-        let y4 = theft_day(FaultKind::H4, &X, HOUR_MS, &mut r);
-        assert!(y4.iter().all(|a| (0.45..3.6).contains(a)));
-        assert_eq!(theft_day(FaultKind::H5, &X, HOUR_MS, &mut r), vec![4.5; 8]);
-        let y6 = theft_day(FaultKind::H6, &X, HOUR_MS, &mut r);
-        assert_eq!(y6, vec![8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]);
+        let y3 = theft_day(FaultKind::H3, &x, &mut r);
+        assert!(y3
+            .iter()
+            .zip(&x)
+            .all(|(a, b)| (0.1..0.8).contains(&(a / b))));
+        let y4 = theft_day(FaultKind::H4, &x, &mut r);
+        assert!(y4.iter().all(|a| (1.25..10.0).contains(a)));
+        assert_eq!(theft_day(FaultKind::H5, &x, &mut r), vec![12.5; 24]);
+        let y6 = theft_day(FaultKind::H6, &x, &mut r);
+        assert_eq!(y6, x.iter().rev().copied().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_same_key_gives_the_same_day_and_other_kinds_report_the_truth() {
+        let x = day();
+        for kind in [FaultKind::H1, FaultKind::H2, FaultKind::H3, FaultKind::H4] {
+            let a = theft_day(kind, &x, &mut SplitMix::new(9));
+            assert_eq!(a, theft_day(kind, &x, &mut SplitMix::new(9)));
+            assert!(a.iter().all(|v| *v >= 0.0));
+        }
+        assert_eq!(theft_day(FaultKind::Bypass, &x, &mut SplitMix::new(9)), x);
+        assert!(theft_day(FaultKind::H2, &[], &mut SplitMix::new(9)).is_empty());
     }
 }

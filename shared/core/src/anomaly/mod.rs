@@ -1,12 +1,17 @@
-//! Detection: consumption anomalies and electricity theft on per-meter-day data. Pure
-//! computation: no I/O, no async.
+//! Detection: consumption anomalies, electricity theft, bad data, outages and power quality.
+//! Pure computation: no I/O, no async.
 //!
 //! - [`balance`]: feeder energy balance (technical-loss model, CUSUM, suspect ranking).
 //! - [`days`]: a meter's intervals cut into local days, the unit scored.
 //! - [`finding`]: the common shape of every detector's report.
 //! - [`iforest`]: an isolation forest (scikit-learn's algorithm, a faster layout).
 //! - [`metrics`]: tie-aware ROC-AUC and PR-AUC for evaluations.
+//! - [`outage`]: meter and feeder outages against the feeder's supply, and restorations.
+//! - [`quality`]: power quality after EN 50160 (10-minute voltage sags and swells, low power
+//!   factor, frequency excursions).
 //! - [`rng`]: the seeded generator everything random here draws from.
+//! - [`tamper`]: tamper status, consumption while the relay is open, zero consumption while
+//!   the feeder is loaded.
 //! - [`theft`]: pattern theft scores of meter-days, and the h1–h6 injections.
 //! - [`vee`]: history-based bad-data checks (spikes, stuck registers, zero runs, negative
 //!   values, gaps, power vs energy).
@@ -16,7 +21,11 @@ pub mod days;
 pub mod finding;
 pub mod iforest;
 pub mod metrics;
+pub mod outage;
+pub mod quality;
 pub mod rng;
+mod sampling;
+pub mod tamper;
 pub mod theft;
 pub mod vee;
 

@@ -4,9 +4,13 @@
 //! edited: a real party and a broken meter look alike to a statistic.
 //!
 //! - `spike`: an interval far above the same slot's robust history (median + k·MAD of the
-//!   same time of day over the previous weeks);
+//!   same time of day over the previous weeks) *and* above anything the meter recorded at any
+//!   time of day over those weeks: a household's evening heater on an unusual day is far above
+//!   its slot's median, but not beyond its own recent peaks, and flagging it would bury the
+//!   review queue;
 //! - `stuck_register`: the cumulative register does not move for a run of intervals while the
-//!   meter reports power flowing (on average over the run);
+//!   power the meter reports over the run adds up to energy the register would have shown (a
+//!   few register steps): the longer the standstill, the less power it takes to give it away;
 //! - `zero_run`: a long run of zero consumption while voltage is present (the meter has supply,
 //!   so either nothing is on, which in a home is rare for hours, or it is bypassed or broken);
 //! - `negative`: a negative interval, or a register that goes backwards: physically impossible,
@@ -90,10 +94,18 @@ pub struct VeeConfig {
     pub spike_history_days: usize,
     /// Fewest same-slot values for a spike check.
     pub spike_min_history: usize,
+    /// …and above this multiple of the meter's largest interval (any time of day) over the
+    /// same history days: a spike must be beyond the meter's own recent range.
+    pub spike_over_peak: f64,
+    /// Leave the intervals already flagged as spikes out of that peak, so a glitch does not
+    /// hide the next one for four weeks (at the price of flagging every evening of a newly
+    /// bought heater until its slot's median moves).
+    pub spike_peak_skips_flagged: bool,
     /// Intervals the register must stand still for.
     pub stuck_min_intervals: usize,
-    /// Mean power over a standstill above which the register must have moved, kW.
-    pub stuck_min_power_kw: f64,
+    /// Energy the reported power implies over a standstill above which the register must have
+    /// moved, kWh.
+    pub stuck_min_kwh: f64,
     /// Zero intervals in a row that make a zero run.
     pub zero_min_intervals: usize,
     /// Voltage above which supply is present, V.
@@ -105,9 +117,10 @@ pub struct VeeConfig {
 }
 
 impl VeeConfig {
-    /// Defaults for an interval: spikes at z > 8 and 1 kWh over the median, against four
-    /// weeks; stuck for 2 hours at a mean above 20 W (40 Wh, forty times a register's 1 Wh step); zero runs of 12 hours; supply above 100 V; power
-    /// and energy within 20% + 0.05 kWh.
+    /// Defaults for an interval: spikes at z > 8, 1 kWh over the median and above the
+    /// meter's largest interval, against four weeks; stuck for 2 hours while the reported
+    /// power adds up to 10 Wh (ten steps of a 1 Wh register; 5 W on average over 2 hours);
+    /// zero runs of 12 hours; supply above 100 V; power and energy within 20% + 0.05 kWh.
     pub fn for_interval(interval_ms: i64) -> Self {
         let per_hour = (3_600_000 / interval_ms.max(1)).max(1) as usize;
         Self {
@@ -116,8 +129,10 @@ impl VeeConfig {
             spike_min_excess_kwh: 1.0,
             spike_history_days: 28,
             spike_min_history: 7,
+            spike_over_peak: 1.0,
+            spike_peak_skips_flagged: false,
             stuck_min_intervals: 2 * per_hour,
-            stuck_min_power_kw: 0.02,
+            stuck_min_kwh: 0.01,
             zero_min_intervals: 12 * per_hour,
             voltage_present_v: 100.0,
             power_tolerance: 0.2,
@@ -132,15 +147,18 @@ pub fn check(readings: &[IntervalReading], config: &VeeConfig) -> Vec<Finding> {
     negatives(readings, &mut out);
     gaps(readings, config, &mut out);
     spikes(readings, config, &mut out);
-    // Stuck: the register stands still for the run while the mean power over the run is above
-    // the threshold (a single quiet interval inside must not split a real standstill).
-    let mean_power_above = |s: usize, e: usize| {
+    // Stuck: the register stands still for the run while the energy the reported power implies
+    // over it is more than a few register steps (judged over the whole run, so a single quiet
+    // interval inside does not split a real standstill). Intervals without a power reading
+    // count at the mean of those with one.
+    let hours = config.interval_ms as f64 / 3_600_000.0;
+    let power_implies_energy = |s: usize, e: usize| {
         let powers: Vec<f64> = readings[s..=e]
             .iter()
             .filter_map(|r| r.mean_power_kw)
             .collect();
-        !powers.is_empty()
-            && powers.iter().sum::<f64>() / powers.len() as f64 > config.stuck_min_power_kw
+        let mean_kw = powers.iter().sum::<f64>() / powers.len().max(1) as f64;
+        !powers.is_empty() && mean_kw * hours * (e - s + 1) as f64 > config.stuck_min_kwh
     };
     runs(
         readings,
@@ -152,7 +170,7 @@ pub fn check(readings: &[IntervalReading], config: &VeeConfig) -> Vec<Finding> {
             (Some(Some(a)), Some(b)) => b == a,
             _ => false,
         },
-        mean_power_above,
+        power_implies_energy,
         VeeKind::StuckRegister,
         "register unchanged while power flowed",
         &mut out,
@@ -171,7 +189,6 @@ pub fn check(readings: &[IntervalReading], config: &VeeConfig) -> Vec<Finding> {
         "no consumption with voltage present",
         &mut out,
     );
-    let hours = config.interval_ms as f64 / 3_600_000.0;
     for r in readings {
         if let Some(p) = r.mean_power_kw {
             let expected = p * hours;
@@ -241,6 +258,8 @@ fn gaps(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Finding>
 fn spikes(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Finding>) {
     const DAY_MS: i64 = 86_400_000;
     let mut history = Vec::new();
+    // Intervals already put up for review: not part of the meter's own range.
+    let mut flagged = vec![false; readings.len()];
     for (i, r) in readings.iter().enumerate() {
         history.clear();
         let mut j = i;
@@ -264,19 +283,35 @@ fn spikes(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Findin
         // A floor on the spread: a slot that is always the same must not make 0.01 kWh a spike.
         let spread = 1.4826 * deviations[deviations.len() / 2] + 0.05;
         let z = (r.kwh - median) / spread;
-        if z > config.spike_z && r.kwh - median > config.spike_min_excess_kwh {
-            out.push(Finding {
-                kind: VeeKind::Spike,
-                from: r.end,
-                to: r.end,
-                score: z,
-                explanation: format!(
-                    "{:.3} kWh against a usual {median:.3} kWh at this time of day (z = {z:.1}); \
-                     for review, not edited",
-                    r.kwh
-                ),
-            });
+        if z <= config.spike_z || r.kwh - median <= config.spike_min_excess_kwh {
+            continue;
         }
+        // The meter's own peak over the same days, at any time of day: a value it has reached
+        // before is real life (heating on a cold evening), not bad data. Only the few intervals
+        // that pass the slot test get here, so the scan back is cheap.
+        let since = r.end.millis() - config.spike_history_days as i64 * DAY_MS;
+        let first = readings[..i].partition_point(|x| x.end.millis() < since);
+        let peak = readings[first..i]
+            .iter()
+            .zip(&flagged[first..i])
+            .filter(|(_, &f)| !(f && config.spike_peak_skips_flagged))
+            .map(|(x, _)| x.kwh)
+            .fold(0.0, f64::max);
+        if r.kwh <= config.spike_over_peak * peak {
+            continue;
+        }
+        flagged[i] = true;
+        out.push(Finding {
+            kind: VeeKind::Spike,
+            from: r.end,
+            to: r.end,
+            score: z,
+            explanation: format!(
+                "{:.3} kWh against a usual {median:.3} kWh at this time of day (z = {z:.1}) and \
+                 a peak of {peak:.3} kWh over {} days; for review, not edited",
+                r.kwh, config.spike_history_days
+            ),
+        });
     }
 }
 
@@ -407,6 +442,63 @@ mod tests {
             r.mean_power_kw = Some(0.0);
         }
         assert!(!kinds(&check(&s, &config())).contains(&VeeKind::StuckRegister));
+    }
+
+    #[test]
+    fn a_standstill_through_a_near_idle_home_is_stuck_once_power_adds_up_to_register_steps() {
+        let mut s = frozen_for_three_hours();
+        // 5 W for three hours is 15 Wh the register would have shown: stuck.
+        for r in &mut s[61..67] {
+            r.mean_power_kw = Some(0.005);
+        }
+        assert_eq!(of_kind(&s, VeeKind::StuckRegister).len(), 1);
+        // 1 W is 3 Wh, within a few steps of a register's resolution and of power sampling:
+        // not enough to call it.
+        for r in &mut s[61..67] {
+            r.mean_power_kw = Some(0.001);
+        }
+        assert!(of_kind(&s, VeeKind::StuckRegister).is_empty());
+    }
+
+    #[test]
+    fn a_high_interval_the_meter_has_reached_before_is_not_a_spike() {
+        let mut s = series(30);
+        // A heater evening a week before, at another time of day.
+        let before = 13 * 48 + 40;
+        s[before].kwh = 3.0;
+        // Then 2.5 kWh at 05:00, where this home usually uses 0.2.
+        let i = 20 * 48 + 10;
+        s[i].kwh = 2.5;
+        let at = |s: &[IntervalReading]| -> Vec<Timestamp> {
+            of_kind(s, VeeKind::Spike).iter().map(|f| f.from).collect()
+        };
+        // The heater evening was beyond anything before it, so it is up for review; the later
+        // interval is not.
+        assert_eq!(at(&s), vec![s[before].end]);
+        // The same interval beyond anything in four weeks is one.
+        s[i].kwh = 3.5;
+        assert_eq!(at(&s), vec![s[before].end, s[i].end]);
+    }
+
+    #[test]
+    fn a_repeated_glitch_is_hidden_by_the_first_unless_flagged_peaks_are_skipped() {
+        let mut s = series(30);
+        let (a, b) = (13 * 48 + 10, 20 * 48 + 30);
+        s[a].kwh = 4.0;
+        s[b].kwh = 3.9;
+        let at = |c: &VeeConfig| -> Vec<Timestamp> {
+            check(&s, c)
+                .iter()
+                .filter(|f| f.kind == VeeKind::Spike)
+                .map(|f| f.from)
+                .collect()
+        };
+        assert_eq!(at(&config()), vec![s[a].end]);
+        let skipping = VeeConfig {
+            spike_peak_skips_flagged: true,
+            ..config()
+        };
+        assert_eq!(at(&skipping), vec![s[a].end, s[b].end]);
     }
 
     #[test]
