@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anomaly_scan::ScanSettings;
 use meter_core::anomaly::{FindingKind, ScanConfig};
-use meter_core::{MeterId, Timestamp};
+use meter_core::MeterId;
 use meter_local::stack::scan_job::{ScanJob, ScanSchedule};
 use meter_local::stack::schedule::ScheduledJob;
 use meter_local::stack::{Stack, StackConfig};
@@ -74,8 +74,10 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
             .clone()
     };
     let (tamper, stuck) = (of(FaultKind::Tamper), of(FaultKind::StuckRegister));
-    // Run until both faults have been on for a while and several scans have seen them.
-    let until = tamper.from.max(stuck.from).add_millis(18 * 3_600_000);
+    // Run until both faults have been on for a while (to the end of the first to end, and at
+    // least 3 hours after the later start), so several scans have seen them.
+    let both_on = tamper.from.max(stuck.from).add_millis(3 * 3_600_000);
+    let until = tamper.to.min(stuck.to).max(both_on);
     while stack.clock.now() < until {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -83,7 +85,6 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
     let outbox = stack.outbox.clone();
     let registry = stack.ports.registry.clone();
     let readings = stack.ports.readings.clone();
-    let last = stack.clock.now();
     stack.shutdown().await.unwrap();
 
     // Scans ran while the fleet published; on a busy machine ingest may lag behind simulated
@@ -109,9 +110,8 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         );
     }
 
-    // Two more scans on the stored data at the last simulated time: the first brings the
-    // findings up to date, the second (a retry, or the next scan of an unchanged condition)
-    // opens nothing and announces nothing.
+    // Two more scans on the stored data: the first brings the findings up to date, the second
+    // (a retry, or the next scan of an unchanged condition) opens nothing and announces nothing.
     let job = ScanJob::new(
         registry,
         readings,
@@ -119,7 +119,8 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         outbox.clone(),
         schedule(),
     );
-    let at = Timestamp::from_millis(last.millis() + 1);
+    // At `until`, not the (load-dependent) instant the stack stopped: both faults are current.
+    let at = until;
     job.run(at).await.unwrap();
     let ids = |m: &MeterId| {
         let findings = findings.clone();
@@ -143,7 +144,7 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         assert_eq!(
             open.iter().filter(|f| f.kind == kind).count(),
             1,
-            "{kind} on {meter}: {open:#?}"
+            "{kind} on {meter} at {at}: {open:#?}\n{injections:#?}"
         );
     }
     let before = (ids(&tamper.meter_id).await, ids(&stuck.meter_id).await);
