@@ -11,8 +11,8 @@
 //!   the *groups* with `shard_of(key, N) == i`: a feeder with every consumer under it (key: the
 //!   feeder's id), so the energy balance sees the whole feeder; a consumer without a feeder on
 //!   its own (key: its id). For each group it reads [`ScanSettings::scan`]'s history of
-//!   readings, runs [`meter_core::anomaly::scan`], and reconciles the findings with the open
-//!   ones of those meters ([`meter_core::anomaly::reconcile`]): a condition still present is
+//!   readings, runs [`meter_core::anomaly::scan()`], and reconciles the findings with the open
+//!   ones of those meters ([`meter_core::anomaly::reconcile()`]): a condition still present is
 //!   updated, never duplicated; one gone is closed; a new one is opened.
 //! - An SQS event (`{"Records":[...]}`) carries shard events as message bodies; a failed record
 //!   is reported in `batchItemFailures`, so only it is retried (and, in the end, dead-lettered).

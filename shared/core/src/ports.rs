@@ -228,7 +228,7 @@ pub trait ShardDispatcher: Send + Sync {
 }
 
 /// Findings of the anomaly scan, one per condition across scans (see
-/// [`crate::anomaly::reconcile`]), kept by meter and id. Open findings are what operators and
+/// [`crate::anomaly::reconcile()`]), kept by meter and id. Open findings are what operators and
 /// the alerts function act on, so both "open findings of this meter" and "open findings of the
 /// whole fleet" are cheap in every adapter.
 #[async_trait]

@@ -6,9 +6,9 @@
 //! - [`finding`]: the common shape of every detector's report.
 //! - [`iforest`]: an isolation forest (scikit-learn's algorithm, a faster layout).
 //! - [`metrics`]: tie-aware ROC-AUC and PR-AUC for evaluations.
-//! - [`reconcile`]: findings as stored, and de-duplication across scans.
+//! - [`mod@reconcile`]: findings as stored, and de-duplication across scans.
 //! - [`rng`]: the seeded generator everything random here draws from.
-//! - [`scan`]: the anomaly scan of one feeder: every detector, one list of findings.
+//! - [`mod@scan`]: the anomaly scan of one feeder: every detector, one list of findings.
 //! - [`theft`]: pattern theft scores of meter-days, and the h1–h6 injections.
 //! - [`vee`]: history-based bad-data checks (spikes, stuck registers, zero runs, negative
 //!   values, gaps, power vs energy).

@@ -3,7 +3,7 @@
 //! here, whole, then de-duplicates the findings against the store
 //! ([`super::reconcile::reconcile`]).
 //!
-//! The window handed to [`scan`] is the meters' *history* (by default the last 35 days): the
+//! The window handed to [`scan()`] is the meters' *history* (by default the last 35 days): the
 //! VEE spike check compares each interval with the same slot over four weeks, pattern theft
 //! scores a day against the days around it, the feeder balance accumulates its CUSUM over days.
 //! What a scan *reports* is only what is current: a finding whose evidence ended before the
@@ -143,7 +143,7 @@ pub fn scan(history: &FeederWindow, config: &ScanConfig) -> Vec<Finding> {
     scan_with(DETECTORS, history, config)
 }
 
-/// [`scan`] with another list of detectors.
+/// [`scan()`] with another list of detectors.
 pub fn scan_with(
     detectors: &[Detector],
     history: &FeederWindow,
