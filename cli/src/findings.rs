@@ -121,9 +121,9 @@ pub async fn run_scan(args: &ScanArgs) -> anyhow::Result<()> {
 fn line(f: &StoredFinding) -> String {
     format!(
         "{:<24} {:<28} {:<6} {:>9.2}  {} .. {}  {}",
-        f.meter_id,
-        f.kind,
-        f.status,
+        f.meter_id.as_str(),
+        f.kind.as_str(),
+        f.status.as_str(),
         f.score,
         f.from.to_rfc3339(),
         f.to.to_rfc3339(),
