@@ -44,6 +44,9 @@ const PAGE: usize = 500;
 /// Groups scanned at once: the reads wait on the store, the scan on the CPU.
 const CONCURRENCY: usize = 4;
 
+/// Reads in flight within one group (its meters' readings, then their open findings).
+const READS_PER_GROUP: usize = 8;
+
 /// Why the configuration in the environment cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("environment variable {var}={value:?} is invalid: {reason}")]
@@ -525,10 +528,14 @@ async fn scan_group(s: &Scanner, g: Group, at: Timestamp) -> Result<GroupOutcome
         Some(info) => Some(window_of(s, info, from, at).await?),
         None => None,
     };
-    let mut consumers = Vec::with_capacity(g.consumers.len());
-    for info in g.consumers {
-        consumers.push(window_of(s, info, from, at).await?);
-    }
+    // A feeder may have hundreds of consumers: their reads overlap, in registry order.
+    let consumers: Vec<MeterWindow> = stream::iter(g.consumers)
+        .map(|info| window_of(s, info, from, at))
+        .buffered(READS_PER_GROUP)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     let window = FeederWindow {
         feeder,
         consumers,
@@ -542,10 +549,19 @@ async fn scan_group(s: &Scanner, g: Group, at: Timestamp) -> Result<GroupOutcome
         .map(|m| m.info.meter_id.clone())
         .collect();
     let found = scan(&window, &s.settings.scan);
-    let mut open = Vec::new();
-    for id in &ids {
-        open.extend(s.findings.open_for_meter(id).await?);
-    }
+    let open: Vec<StoredFinding> = stream::iter(ids.clone())
+        .map(|id| {
+            let findings = Arc::clone(&s.findings);
+            async move { findings.open_for_meter(&id).await }
+        })
+        .buffered(READS_PER_GROUP)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let r = reconcile(&open, &found, at);
     s.findings.put(&r.writes()).await?;
     Ok(GroupOutcome {
