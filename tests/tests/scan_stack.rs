@@ -82,6 +82,7 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let findings = stack.findings.clone();
+    let metrics = stack.metrics.clone();
     let outbox = stack.outbox.clone();
     let registry = stack.ports.registry.clone();
     let readings = stack.ports.readings.clone();
@@ -118,7 +119,8 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         findings.clone(),
         outbox.clone(),
         schedule(),
-    );
+    )
+    .with_metrics(metrics.clone());
     // At `until`, not the (load-dependent) instant the stack stopped: both faults are current.
     let at = until;
     job.run(at).await.unwrap();
@@ -156,6 +158,17 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         (ids(&tamper.meter_id).await, ids(&stuck.meter_id).await),
         before
     );
+    // `/metrics` counted every announced finding, by kind.
+    let counted: f64 = metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("meterflow_findings_opened_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted as usize, outbox.read_all().unwrap().len());
+    assert!(metrics
+        .encode()
+        .contains(r#"meterflow_findings_opened_total{kind="tamper"}"#));
     let open = findings.open_page(None, 1_000).await.unwrap().findings;
     let mut keys: Vec<(MeterId, FindingKind)> =
         open.iter().map(|f| (f.meter_id.clone(), f.kind)).collect();

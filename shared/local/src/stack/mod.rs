@@ -312,7 +312,8 @@ impl Stack {
                 findings.clone(),
                 outbox.clone(),
                 schedule,
-            );
+            )
+            .with_metrics(metrics.clone());
             scheduler.add(Arc::new(job), clock.now());
         }
         let jobs_stop = stopping_jobs.clone();

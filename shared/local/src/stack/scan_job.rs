@@ -14,6 +14,7 @@ use meter_core::memory::MemoryShardDispatcher;
 use meter_core::ports::{FindingStore, MeterRegistry, ReadingStore};
 use meter_core::Timestamp;
 
+use super::metrics::StackMetrics;
 use super::outbox::{Outbox, OutboxMessage};
 use super::schedule::ScheduledJob;
 
@@ -43,6 +44,7 @@ pub struct ScanJob {
     scanner: Scanner,
     queue: Arc<MemoryShardDispatcher>,
     outbox: Arc<Outbox>,
+    metrics: Option<Arc<StackMetrics>>,
     schedule: ScanSchedule,
 }
 
@@ -66,8 +68,15 @@ impl ScanJob {
             },
             queue,
             outbox,
+            metrics: None,
             schedule,
         }
+    }
+
+    /// Also counts opened findings in `metrics` (`meterflow_findings_opened_total`).
+    pub fn with_metrics(mut self, metrics: Arc<StackMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 }
 
@@ -99,6 +108,9 @@ impl ScheduledJob for ScanJob {
                 closed += r.closed;
                 opened += r.opened.len();
                 for f in &r.opened {
+                    if let Some(m) = &self.metrics {
+                        m.record_finding_opened(&f.kind);
+                    }
                     self.outbox.send(&OutboxMessage {
                         channel: "finding".into(),
                         to: "alerts".into(),
