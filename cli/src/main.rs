@@ -2,7 +2,8 @@
 //! broker), `demo` (the ingest pipeline end to end on this machine), `import` (real
 //! interval-energy files into the local store), `forecast` and `eval forecast` (day-ahead
 //! backtests of the forecasting models on such files), `detect`, `eval theft` and `eval vee`
-//! (theft and anomaly scores per meter-day, bad-data checks), `cost` (the monthly AWS bill of a
+//! (theft and anomaly scores per meter-day, bad-data checks), `scan` and `findings` (the anomaly
+//! scan once over the local store, and what it keeps), `cost` (the monthly AWS bill of a
 //! fleet) and `bench ingest|pipeline|forecast|forecast-run|anomaly` (figures as JSON).
 
 /// `println!` that returns the write error instead of panicking, so `meterflow ... | head`
@@ -20,6 +21,7 @@ mod cost;
 mod demo;
 mod detect;
 mod feeders;
+mod findings;
 mod forecast;
 mod forecast_bench;
 mod forecast_run;
@@ -63,6 +65,12 @@ enum Command {
     /// Day-ahead forecasts issued at local midnight on each of the last N days of every series
     /// in an interval file (SGSC or meter_id,timestamp,kwh CSV), from earlier data only, as CSV.
     Forecast(forecast::ForecastArgs),
+    /// Run the anomaly scan once over the local store (the `anomaly-scan` Lambda's handler on
+    /// SQLite): findings opened, updated and closed as of `--at`.
+    Scan(findings::ScanArgs),
+    /// The findings the anomaly scan keeps in the local store: the fleet's open ones, or every
+    /// finding of one meter.
+    Findings(findings::FindingsArgs),
     /// Theft and anomaly scores of every meter-day of an interval file (SGSC or
     /// meter_id,timestamp,kwh CSV) as CSV: meter_id,day,score,detector (higher = more suspicious).
     Detect(detect::DetectArgs),
@@ -125,6 +133,10 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Vee(args)) => vee_eval::run(&args),
         Command::Bench(BenchCommand::Anomaly(args)) => anomaly_bench::run(&args),
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(&args))),
+        Command::Scan(args) => runtime().and_then(|rt| rt.block_on(findings::run_scan(&args))),
+        Command::Findings(args) => {
+            runtime().and_then(|rt| rt.block_on(findings::run_findings(&args)))
+        }
         Command::Simulate(args) => runtime().and_then(|rt| rt.block_on(simulate::run(&args))),
         Command::Bench(BenchCommand::ForecastRun(args)) => {
             runtime().and_then(|rt| rt.block_on(forecast_run::run(&args)))

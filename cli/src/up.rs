@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use meter_local::stack::forecast_job::ForecastSchedule;
 use meter_local::stack::metrics::Snapshot;
+use meter_local::stack::scan_job::ScanSchedule;
 use meter_local::stack::{Stack, StackConfig};
 use meter_sim::{FaultPlan, FleetConfig};
 
@@ -67,6 +68,13 @@ pub struct UpArgs {
     /// Simulated hours between forecast runs (24: daily, as the production schedule).
     #[arg(long, default_value_t = 24)]
     pub forecast_every_hours: u64,
+    /// Shards of the scheduled anomaly scan (the same handler as the `anomaly-scan` Lambda, on
+    /// the SQLite store; new findings go to the outbox); 0 runs no scans.
+    #[arg(long, default_value_t = 2)]
+    pub scan_shards: u32,
+    /// Simulated hours between anomaly scans (24: daily, as the production schedule).
+    #[arg(long, default_value_t = 24)]
+    pub scan_every_hours: u64,
 }
 
 /// Builds the fleet configuration from the flags.
@@ -115,6 +123,16 @@ pub async fn run(args: &UpArgs) -> anyhow::Result<()> {
         shards: args.forecast_shards,
         ..ForecastSchedule::default()
     });
+    anyhow::ensure!(
+        args.scan_shards <= anomaly_scan::MAX_SHARDS && args.scan_every_hours >= 1,
+        "--scan-shards must be at most {} and --scan-every-hours at least 1",
+        anomaly_scan::MAX_SHARDS
+    );
+    cfg.scan = (args.scan_shards > 0).then(|| ScanSchedule {
+        every: Duration::from_secs(args.scan_every_hours * 3_600),
+        shards: args.scan_shards,
+        ..ScanSchedule::default()
+    });
     if args.meters > 0 {
         cfg.fleet = Some(fleet_config(
             args.meters,
@@ -152,6 +170,13 @@ pub async fn run(args: &UpArgs) -> anyhow::Result<()> {
             "  forecast   every {} simulated hours, {} shards (METERFLOW_LOG=info shows each run)",
             args.forecast_every_hours,
             args.forecast_shards
+        );
+    }
+    if args.scan_shards > 0 {
+        say!(
+            "  scan       every {} simulated hours, {} shards; new findings go to the outbox",
+            args.scan_every_hours,
+            args.scan_shards
         );
     }
     say!("Ctrl-C stops cleanly; `meterflow up` again resumes with the same data.");

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meter_core::aggregate::{Aggregate, Period};
+use meter_core::anomaly::{reconcile, Finding, FindingKind, FindingStatus, StoredFinding};
 use meter_core::forecast::{BillProjection, ForecastPoint, ModelKind, StoredForecast};
 use meter_core::ingest::{Inbound, IngestConfig, Ingestor, Ports, RegistryMode};
-use meter_core::ports::ForecastStore;
+use meter_core::ports::{FindingCursor, FindingStore, ForecastStore};
 use meter_core::telemetry::{MessageContext, QuarantineEntry};
 use meter_core::{
     Energy, EventKind, InsertOutcome, MeterEvent, MeterInfo, MeterKind, QuarantineReason, Timestamp,
@@ -762,4 +763,148 @@ pub async fn latest_is_the_most_recent_issue_of_that_meter_only(f: Arc<dyn Forec
         f.get(&meter("m-1"), days[1].issued_at).await.unwrap(),
         Some(days[1].clone())
     );
+}
+
+fn finding(id: &str, kind: FindingKind, opened_ms: i64, status: FindingStatus) -> StoredFinding {
+    StoredFinding {
+        id: format!("{}:{opened_ms:015}", kind.as_str()),
+        meter_id: meter(id),
+        kind,
+        status,
+        opened_at: Timestamp::from_millis(opened_ms),
+        last_seen: Timestamp::from_millis(opened_ms + HOUR),
+        closed_at: (status == FindingStatus::Closed)
+            .then(|| Timestamp::from_millis(opened_ms + 2 * HOUR)),
+        score: 7.25,
+        from: Timestamp::from_millis(opened_ms - 3 * HOUR),
+        to: Timestamp::from_millis(opened_ms - QUARTER),
+        explanation: format!("{kind} on {id}: \"quoted\", ünïcode"),
+    }
+}
+
+pub async fn a_stored_finding_comes_back_whole_by_meter_and_id(f: Arc<dyn FindingStore>) {
+    let open = finding("m-1", FindingKind::StuckRegister, T0, FindingStatus::Open);
+    let closed = finding("m-1", FindingKind::Tamper, T0, FindingStatus::Closed);
+    f.put(&[open.clone(), closed.clone()]).await.unwrap();
+    assert_eq!(
+        f.get(&meter("m-1"), &open.id).await.unwrap(),
+        Some(open.clone())
+    );
+    assert_eq!(
+        f.get(&meter("m-1"), &closed.id).await.unwrap(),
+        Some(closed.clone())
+    );
+    assert_eq!(f.get(&meter("m-2"), &open.id).await.unwrap(), None);
+    assert_eq!(
+        f.for_meter(&meter("m-1")).await.unwrap(),
+        vec![open.clone(), closed]
+    );
+    assert_eq!(f.open_for_meter(&meter("m-1")).await.unwrap(), vec![open]);
+    assert!(f.for_meter(&meter("m-2")).await.unwrap().is_empty());
+}
+
+pub async fn rewriting_a_finding_replaces_it_and_a_closed_one_leaves_the_open_lists(
+    f: Arc<dyn FindingStore>,
+) {
+    let open = finding("m-1", FindingKind::ZeroRun, T0, FindingStatus::Open);
+    f.put(std::slice::from_ref(&open)).await.unwrap();
+    let seen_again = StoredFinding {
+        last_seen: Timestamp::from_millis(T0 + 5 * HOUR),
+        score: 9.5,
+        ..open.clone()
+    };
+    f.put(std::slice::from_ref(&seen_again)).await.unwrap();
+    f.put(std::slice::from_ref(&seen_again)).await.unwrap();
+    assert_eq!(
+        f.for_meter(&meter("m-1")).await.unwrap(),
+        vec![seen_again.clone()]
+    );
+    let closed = StoredFinding {
+        status: FindingStatus::Closed,
+        closed_at: Some(Timestamp::from_millis(T0 + 6 * HOUR)),
+        ..seen_again
+    };
+    f.put(std::slice::from_ref(&closed)).await.unwrap();
+    assert!(f.open_for_meter(&meter("m-1")).await.unwrap().is_empty());
+    assert!(f.open_page(None, 10).await.unwrap().findings.is_empty());
+    assert_eq!(
+        f.get(&meter("m-1"), &closed.id).await.unwrap(),
+        Some(closed)
+    );
+}
+
+pub async fn open_findings_of_a_meter_stay_within_that_meter(f: Arc<dyn FindingStore>) {
+    // "m-1" is a prefix of "m-10": a store keyed by prefix must not mix them.
+    let a = finding("m-1", FindingKind::Gap, T0, FindingStatus::Open);
+    let b = finding("m-10", FindingKind::Gap, T0, FindingStatus::Open);
+    let c = finding("m-1.a", FindingKind::Gap, T0, FindingStatus::Open);
+    f.put(&[b.clone(), a.clone(), c]).await.unwrap();
+    assert_eq!(f.open_for_meter(&meter("m-1")).await.unwrap(), vec![a]);
+    assert_eq!(f.open_for_meter(&meter("m-10")).await.unwrap(), vec![b]);
+}
+
+pub async fn the_fleets_open_findings_page_in_meter_and_id_order_each_once(
+    f: Arc<dyn FindingStore>,
+) {
+    let mut all = Vec::new();
+    for m in ["m-2", "m-1", "m-10", "a-9"] {
+        for (k, kind) in [FindingKind::Spike, FindingKind::Tamper]
+            .into_iter()
+            .enumerate()
+        {
+            all.push(finding(m, kind, T0 + k as i64 * HOUR, FindingStatus::Open));
+        }
+        all.push(finding(m, FindingKind::Gap, T0, FindingStatus::Closed));
+    }
+    f.put(&all).await.unwrap();
+    let mut expected: Vec<StoredFinding> = all.into_iter().filter(|s| s.is_open()).collect();
+    expected.sort_by(|a, b| (&a.meter_id, &a.id).cmp(&(&b.meter_id, &b.id)));
+    let mut got = Vec::new();
+    let mut cursor: Option<FindingCursor> = None;
+    for _ in 0..20 {
+        let page = f.open_page(cursor.as_ref(), 3).await.unwrap();
+        assert!(page.findings.len() <= 3);
+        got.extend(page.findings);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(got, expected);
+}
+
+pub async fn consecutive_scans_of_one_condition_leave_one_finding_in_the_store(
+    f: Arc<dyn FindingStore>,
+) {
+    let id = meter("m-1");
+    let mut opened = 0;
+    for scan in 1..=4 {
+        let now = Timestamp::from_millis(T0 + scan * HOUR);
+        let found = Finding {
+            meter_id: id.clone(),
+            kind: FindingKind::StuckRegister,
+            score: scan as f64,
+            from: Timestamp::from_millis(T0),
+            to: now,
+            explanation: "register unchanged while power flowed".into(),
+        };
+        let open = f.open_for_meter(&id).await.unwrap();
+        let r = reconcile(&open, std::slice::from_ref(&found), now);
+        opened += r.opened.len();
+        f.put(&r.writes()).await.unwrap();
+        // A retried scan (same time, same findings) opens nothing and writes the same again.
+        let r2 = reconcile(&f.open_for_meter(&id).await.unwrap(), &[found], now);
+        assert!(r2.opened.is_empty());
+        f.put(&r2.writes()).await.unwrap();
+    }
+    assert_eq!(opened, 1);
+    let stored = f.for_meter(&id).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].last_seen, Timestamp::from_millis(T0 + 4 * HOUR));
+    // The condition is gone: the next scan closes it.
+    let now = Timestamp::from_millis(T0 + 5 * HOUR);
+    let r = reconcile(&f.open_for_meter(&id).await.unwrap(), &[], now);
+    f.put(&r.writes()).await.unwrap();
+    assert!(f.open_for_meter(&id).await.unwrap().is_empty());
+    assert_eq!(f.for_meter(&id).await.unwrap()[0].closed_at, Some(now));
 }

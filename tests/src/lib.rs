@@ -73,3 +73,21 @@ macro_rules! forecast_store_suite {
         $crate::conformance_suite!(@cases $make, $skip, $($case),+);
     };
 }
+
+/// Expands into one `#[tokio::test]` per [`meter_core::ports::FindingStore`] case. `$make` is
+/// an async fn returning a fresh, isolated `Arc<dyn FindingStore>`; `skip` as above.
+#[macro_export]
+macro_rules! finding_store_suite {
+    ($make:path) => {
+        $crate::finding_store_suite!($make, skip = false);
+    };
+    ($make:path, skip = $skip:expr) => {
+        $crate::conformance_suite!(@cases $make, $skip,
+            a_stored_finding_comes_back_whole_by_meter_and_id,
+            rewriting_a_finding_replaces_it_and_a_closed_one_leaves_the_open_lists,
+            open_findings_of_a_meter_stay_within_that_meter,
+            the_fleets_open_findings_page_in_meter_and_id_order_each_once,
+            consecutive_scans_of_one_condition_leave_one_finding_in_the_store,
+        );
+    };
+}

@@ -53,6 +53,17 @@ async fn make_forecasts() -> std::sync::Arc<dyn meter_core::ports::ForecastStore
 
 meterflow_tests::forecast_store_suite!(make_forecasts, skip = skip_without_moto());
 
+async fn make_findings() -> std::sync::Arc<dyn meter_core::ports::FindingStore> {
+    let client = client().await;
+    let table = format!("{}findings", unique_prefix("fd"));
+    meter_aws::create_findings_table(&client, &table)
+        .await
+        .expect("create the findings table in moto");
+    std::sync::Arc::new(meter_aws::DynamoFindingStore::new(client, table, 90))
+}
+
+meterflow_tests::finding_store_suite!(make_findings, skip = skip_without_moto());
+
 /// Retention settings distinct from the defaults and from each other, so a value check proves
 /// which setting was used.
 const RETENTION: Retention = Retention {

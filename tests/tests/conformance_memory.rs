@@ -12,3 +12,9 @@ async fn make_forecasts() -> std::sync::Arc<dyn meter_core::ports::ForecastStore
 }
 
 meterflow_tests::forecast_store_suite!(make_forecasts);
+
+async fn make_findings() -> std::sync::Arc<dyn meter_core::ports::FindingStore> {
+    std::sync::Arc::new(meter_core::memory::MemoryFindingStore::new())
+}
+
+meterflow_tests::finding_store_suite!(make_findings);

@@ -18,3 +18,10 @@ async fn make_forecasts() -> Arc<dyn meter_core::ports::ForecastStore> {
 }
 
 meterflow_tests::forecast_store_suite!(make_forecasts);
+
+async fn make_findings() -> Arc<dyn meter_core::ports::FindingStore> {
+    let db = meter_local::SqliteDb::in_memory().expect("open an in-memory SQLite database");
+    Arc::new(meter_local::SqliteFindingStore::new(Arc::new(db)))
+}
+
+meterflow_tests::finding_store_suite!(make_findings);

@@ -208,3 +208,75 @@ async fn the_forecast_function_runs_in_the_lambda_runtime_fans_out_over_sqs_and_
     let issued = Timestamp::parse_rfc3339("2026-03-15T00:00:00Z").unwrap();
     meterflow_tests::moto::assert_forecasts_stored(ports.forecasts.as_ref(), &ids, issued).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anomaly_scan_function_runs_in_the_lambda_runtime_and_keeps_one_finding_per_condition()
+{
+    use meter_core::anomaly::FindingKind;
+    use meter_core::ports::FindingStore;
+    use meterflow_tests::fixtures::{day_series, QUARTER, T0};
+    let Some(port) = lambda_port() else { return };
+    // The names `scripts/test` gives `cargo lambda watch`.
+    let tables = Tables::with_prefix("lambda_");
+    let findings_table =
+        std::env::var("FINDINGS_TABLE").unwrap_or_else(|_| "lambda_findings".into());
+    let client = meter_aws::client_from_env().await;
+    meter_aws::create_tables(&client, &tables).await.unwrap();
+    meter_aws::create_findings_table(&client, &findings_table)
+        .await
+        .unwrap();
+    // Three consumers with the last 3 days of quarter-hour readings before the sample events'
+    // scan time (2026-03-15T00:00Z); the last four readings of `ls-2` report tamper.
+    let ingest = meter_aws::dynamo_ports(client.clone(), &tables, &Retention::default()).await;
+    for i in 0..3 {
+        let id = format!("ls-{i}");
+        ingest
+            .registry
+            .upsert(&MeterInfo::new_consumer(meter(&id), chrono_tz::Tz::UTC))
+            .await
+            .unwrap();
+        let mut rs = day_series(&id, T0 + 11 * 86_400_000 + QUARTER, 0.0, 3 * 96);
+        let mut prev = 0.0;
+        for r in &mut rs {
+            r.power_w = Some((r.energy_import.kwh() - prev) * 4_000.0);
+            prev = r.energy_import.kwh();
+        }
+        if i == 2 {
+            let n = rs.len();
+            for r in &mut rs[n - 4..] {
+                r.status = meter_core::MeterStatus::Tamper;
+            }
+        }
+        ingest.readings.insert(&rs).await.unwrap();
+    }
+
+    // The shard sample event (one shard: the whole registry), twice: the second run finds the
+    // same condition and opens nothing.
+    let events = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events/anomaly-scan");
+    let mine = |r: &serde_json::Value| -> Vec<(String, String)> {
+        r["opened"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no opened list in {r}"))
+            .iter()
+            .filter(|o| o["meter_id"].as_str().is_some_and(|m| m.starts_with("ls-")))
+            .map(|o| {
+                (
+                    o["meter_id"].as_str().unwrap().to_owned(),
+                    o["kind"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let first = invoke_function(&port, "anomaly-scan", &events.join("shard.json"));
+    assert_eq!(
+        mine(&first),
+        vec![("ls-2".to_owned(), "tamper".to_owned())],
+        "{first}"
+    );
+    let second = invoke_function(&port, "anomaly-scan", &events.join("shard.json"));
+    assert!(mine(&second).is_empty(), "{second}");
+    let store = meter_aws::DynamoFindingStore::new(client, findings_table, 90);
+    let stored = store.for_meter(&meter("ls-2")).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    assert_eq!(stored[0].kind, FindingKind::Tamper);
+}

@@ -6,8 +6,9 @@
 //!   workspace crates it depends on) is set in that function's `Environment`, and nothing else is;
 //! - every DynamoDB action the adapters send to a table is allowed on that table by the function's
 //!   role, and the role allows nothing broader: no wildcards, no action the adapters never send,
-//!   no resource but the table itself (ingest: everything but the listed exceptions; forecast:
-//!   exactly [`FORECAST_SENDS`] plus sending to its shard queue);
+//!   no resource but the table itself (ingest: everything but the listed exceptions; forecast and
+//!   anomaly-scan: exactly [`FORECAST_SENDS`] and [`ANOMALY_SCAN_SENDS`] plus sending to their
+//!   shard queues);
 //! - every log metric filter (the quarantine-rate alarm's) selects a line the code logs, and reads
 //!   only fields that line carries.
 //!
@@ -513,6 +514,7 @@ fn the_ingest_role_allows_exactly_the_dynamodb_actions_its_adapters_send_on_each
         [
             "AGGREGATES_TABLE",
             "EVENTS_TABLE",
+            "FINDINGS_TABLE",
             "FORECASTS_TABLE",
             "METERS_TABLE",
             "QUARANTINE_TABLE",
@@ -525,6 +527,10 @@ fn the_ingest_role_allows_exactly_the_dynamodb_actions_its_adapters_send_on_each
     assert!(
         !env.contains_key("FORECASTS_TABLE"),
         "ingest never touches forecasts"
+    );
+    assert!(
+        !env.contains_key("FINDINGS_TABLE"),
+        "ingest never touches findings"
     );
     // Table logical id (what !Ref/!GetAtt name) → its variable.
     let var_of_table: BTreeMap<&str, &str> = env
@@ -614,13 +620,30 @@ const FORECAST_SENDS: &[(&str, &str, &str)] = &[
     ("FORECASTS_TABLE", "dynamodb:Query", "ForecastStore::latest"),
 ];
 
-#[test]
-fn the_forecast_role_allows_exactly_the_calls_of_its_path_on_its_tables_and_queue() {
+/// What the anomaly-scan function sends, per table variable: (variable, action, adapter call).
+const ANOMALY_SCAN_SENDS: &[(&str, &str, &str)] = &[
+    ("METERS_TABLE", "dynamodb:Scan", "MeterRegistry::list"),
+    ("READINGS_TABLE", "dynamodb:Query", "ReadingStore::range"),
+    (
+        "FINDINGS_TABLE",
+        "dynamodb:BatchWriteItem",
+        "FindingStore::put",
+    ),
+    (
+        "FINDINGS_TABLE",
+        "dynamodb:Query",
+        "FindingStore::open_for_meter",
+    ),
+];
+
+/// Checks that `krate`'s role allows exactly `sends` on its tables plus sending to its shard
+/// queue, each of them an action an adapter still sends.
+fn assert_sharded_role(krate: &str, sends: &[(&str, &str, &str)]) {
     let t = template();
-    let f = function_for_crate(&t, "forecast");
+    let f = function_for_crate(&t, krate);
     let env = environment(f);
     let sent = adapter_actions();
-    for (var, action, call) in FORECAST_SENDS {
+    for (var, action, call) in sends {
         assert!(
             sent.get(*var).is_some_and(|a| a.contains(*action)),
             "{var}: no adapter sends {action} any more ({call})"
@@ -630,7 +653,7 @@ fn the_forecast_role_allows_exactly_the_calls_of_its_path_on_its_tables_and_queu
     let sqs = read(&root().join("shared/aws/src/sqs.rs"));
     assert!(sqs.contains(".send_message_batch()"));
     let queue = env.get("SHARD_QUEUE_URL").expect("SHARD_QUEUE_URL is set");
-    let mut expected: BTreeSet<(String, String)> = FORECAST_SENDS
+    let mut expected: BTreeSet<(String, String)> = sends
         .iter()
         .map(|(var, action, _)| (format!("{}.Arn", env[*var]), (*action).to_owned()))
         .collect();
@@ -645,7 +668,17 @@ fn the_forecast_role_allows_exactly_the_calls_of_its_path_on_its_tables_and_queu
             }
         }
     }
-    assert_eq!(granted, expected);
+    assert_eq!(granted, expected, "{krate}");
+}
+
+#[test]
+fn the_forecast_role_allows_exactly_the_calls_of_its_path_on_its_tables_and_queue() {
+    assert_sharded_role("forecast", FORECAST_SENDS);
+}
+
+#[test]
+fn the_anomaly_scan_role_allows_exactly_the_calls_of_its_path_on_its_tables_and_queue() {
+    assert_sharded_role("anomaly-scan", ANOMALY_SCAN_SENDS);
 }
 
 #[test]

@@ -109,6 +109,36 @@ impl ForecastTables {
     }
 }
 
+/// The tables the `anomaly-scan` function uses: it reads the registry and readings that ingest
+/// writes, and writes its own findings table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanTables {
+    /// The meter registry (`METERS_TABLE`), paged through by the shards.
+    pub meters: String,
+    /// Raw readings (`READINGS_TABLE`), each meter's history.
+    pub readings: String,
+    /// Findings (`FINDINGS_TABLE`).
+    pub findings: String,
+}
+
+impl ScanTables {
+    /// Reads `METERS_TABLE`, `READINGS_TABLE` and `FINDINGS_TABLE`; the error names the first
+    /// one missing.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Like [`ScanTables::from_env`], reading variables through `get` (for tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &'static str| required(&get, name);
+        Ok(Self {
+            meters: var("METERS_TABLE")?,
+            readings: var("READINGS_TABLE")?,
+            findings: var("FINDINGS_TABLE")?,
+        })
+    }
+}
+
 /// How long DynamoDB keeps what expires: each such item carries an `expires_at` TTL attribute
 /// (epoch seconds) computed from its own time, so rewriting it yields the same item.
 /// Aggregates never expire.
@@ -212,6 +242,18 @@ mod tests {
         assert_eq!(t.forecasts, "f");
         let err = ForecastTables::from_lookup(env(&all[..2])).unwrap_err();
         assert_eq!(err, ConfigError::Missing("FORECASTS_TABLE"));
+    }
+
+    #[test]
+    fn the_scan_tables_come_from_the_environment_too() {
+        let all = [
+            ("METERS_TABLE", "m"),
+            ("READINGS_TABLE", "r"),
+            ("FINDINGS_TABLE", "x"),
+        ];
+        assert_eq!(ScanTables::from_lookup(env(&all)).unwrap().findings, "x");
+        let err = ScanTables::from_lookup(env(&all[..2])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing("FINDINGS_TABLE"));
     }
 
     #[test]

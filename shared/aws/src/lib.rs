@@ -3,7 +3,8 @@
 //! Each port has one adapter over one table: [`DynamoReadingStore`] (readings),
 //! [`DynamoMeterRegistry`] (meters), [`DynamoQuarantineStore`] (quarantine),
 //! [`DynamoAggregateStore`] (aggregates), [`DynamoEventStore`] (events) and
-//! [`DynamoForecastStore`] (forecasts, the `forecast` function's own table). Keys, attributes
+//! [`DynamoForecastStore`] (forecasts, the `forecast` function's own table) and
+//! [`DynamoFindingStore`] (findings, the `anomaly-scan` function's own). Keys, attributes
 //! and every access pattern are described in `docs/data-model.md`; no request path scans.
 //!
 //! A Lambda builds its ports once at cold start with [`ports_from_env`]: it loads the SDK's
@@ -23,6 +24,7 @@ pub mod batch;
 mod config;
 mod error;
 mod events;
+mod findings;
 mod forecasts;
 mod item;
 mod ops;
@@ -36,19 +38,20 @@ mod tables;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use meter_core::ports::{ForecastStore, MeterRegistry, ReadingStore};
+use meter_core::ports::{FindingStore, ForecastStore, MeterRegistry, ReadingStore};
 use meter_core::Ports;
 
 pub use aggregates::{DynamoAggregateStore, VERSION_SK};
-pub use config::{ConfigError, ForecastTables, Retention, Tables};
+pub use config::{ConfigError, ForecastTables, Retention, ScanTables, Tables};
 pub use events::DynamoEventStore;
+pub use findings::{DynamoFindingStore, OPEN_INDEX};
 pub use forecasts::DynamoForecastStore;
 pub use quarantine::{quarantine_sk, DynamoQuarantineStore};
 pub use readings::{reading_sk, seq_guard_sk, DynamoReadingStore};
 pub use registry::{DynamoMeterRegistry, BY_FEEDER_INDEX};
 #[cfg(feature = "sqs")]
 pub use sqs::SqsShardDispatcher;
-pub use tables::{create_forecast_table, create_tables, TTL_ATTRIBUTE};
+pub use tables::{create_findings_table, create_forecast_table, create_tables, TTL_ATTRIBUTE};
 
 /// A DynamoDB client from the SDK's default configuration chain (environment, profile, IMDS or
 /// the Lambda role; `AWS_ENDPOINT_URL` redirects it to moto or DynamoDB Local).
@@ -109,6 +112,36 @@ pub fn forecast_ports(
             client,
             &tables.forecasts,
             forecast_retention_days,
+        )),
+    }
+}
+
+/// What the `anomaly-scan` function stores through: the registry and readings ingest writes
+/// (read only) and its own findings table.
+pub struct ScanPorts {
+    /// The meter registry, paged through by the shards.
+    pub registry: Arc<dyn MeterRegistry>,
+    /// Raw readings: each meter's history.
+    pub readings: Arc<dyn ReadingStore>,
+    /// Findings, open and closed.
+    pub findings: Arc<dyn FindingStore>,
+}
+
+/// The anomaly-scan function's adapters over `tables`, sharing `client`; closed findings
+/// expire `finding_retention_days` after they closed.
+pub fn scan_ports(client: Client, tables: &ScanTables, finding_retention_days: u32) -> ScanPorts {
+    ScanPorts {
+        registry: Arc::new(DynamoMeterRegistry::new(client.clone(), &tables.meters)),
+        // Retention only stamps what the store writes; the scan only reads readings.
+        readings: Arc::new(DynamoReadingStore::new(
+            client.clone(),
+            &tables.readings,
+            &Retention::default(),
+        )),
+        findings: Arc::new(DynamoFindingStore::new(
+            client,
+            &tables.findings,
+            finding_retention_days,
         )),
     }
 }

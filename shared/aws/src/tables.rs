@@ -108,6 +108,54 @@ pub async fn create_forecast_table(client: &Client, name: &str) -> Result<(), St
     enable_ttl(client, name).await
 }
 
+/// Creates the findings table (`FINDINGS_TABLE`: the `anomaly-scan` function's own) with the
+/// sparse [`crate::OPEN_INDEX`] of open findings, a `NEW_AND_OLD_IMAGES` stream (the alerts
+/// function's feed) and TTL on `expires_at` (closed findings), and waits until it is active.
+/// Harmless if it exists.
+pub async fn create_findings_table(client: &Client, name: &str) -> Result<(), StoreError> {
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(crate::OPEN_INDEX)
+        .key_schema(key("open", KeyType::Hash)?)
+        .key_schema(key("open_key", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(invalid)?;
+    let req = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attribute("meter_id")?)
+        .attribute_definitions(string_attribute("sk")?)
+        .attribute_definitions(string_attribute("open")?)
+        .attribute_definitions(string_attribute("open_key")?)
+        .key_schema(key("meter_id", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(index)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .map_err(invalid)?,
+        );
+    match req.send().await {
+        Ok(_) => tracing::info!(table = name, "table created"),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            tracing::debug!(table = name, "table already exists");
+        }
+        Err(e) => return Err(store_error("CreateTable", name, e)),
+    }
+    wait_active(client, name).await?;
+    enable_ttl(client, name).await
+}
+
 fn invalid(e: BuildError) -> StoreError {
     StoreError::Rejected(Box::new(e))
 }

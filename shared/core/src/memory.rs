@@ -10,11 +10,13 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use crate::aggregate::{Aggregate, Period};
+use crate::anomaly::reconcile::StoredFinding;
 use crate::events::MeterEvent;
 use crate::forecast::stored::StoredForecast;
 use crate::ports::{
-    AggregateStore, EventStore, ForecastStore, InsertOutcome, MeterPage, MeterRegistry,
-    QuarantineStore, ReadingStore, ShardDispatcher, ShardJob, StoreError,
+    AggregateStore, EventStore, FindingCursor, FindingPage, FindingStore, ForecastStore,
+    InsertOutcome, MeterPage, MeterRegistry, QuarantineStore, ReadingStore, ShardDispatcher,
+    ShardJob, StoreError,
 };
 use crate::registry::MeterInfo;
 use crate::telemetry::QuarantineEntry;
@@ -534,6 +536,82 @@ impl ForecastStore for MemoryForecastStore {
             .range(from..=to)
             .next_back()
             .map(|(_, f)| f.clone()))
+    }
+}
+
+/// Anomaly-scan findings in memory, by `(meter, id)`.
+#[derive(Default)]
+pub struct MemoryFindingStore {
+    findings: Mutex<BTreeMap<(MeterId, String), StoredFinding>>,
+}
+
+impl MemoryFindingStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn of_meter(&self, meter: &MeterId, open_only: bool) -> Result<Vec<StoredFinding>, StoreError> {
+        Ok(lock(&self.findings)?
+            .range((meter.clone(), String::new())..)
+            .take_while(|((m, _), _)| m == meter)
+            .map(|(_, f)| f)
+            .filter(|f| !open_only || f.is_open())
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl FindingStore for MemoryFindingStore {
+    async fn put(&self, findings: &[StoredFinding]) -> Result<(), StoreError> {
+        let mut map = lock(&self.findings)?;
+        for f in findings {
+            map.insert((f.meter_id.clone(), f.id.clone()), f.clone());
+        }
+        Ok(())
+    }
+
+    async fn get(&self, meter: &MeterId, id: &str) -> Result<Option<StoredFinding>, StoreError> {
+        Ok(lock(&self.findings)?
+            .get(&(meter.clone(), id.to_owned()))
+            .cloned())
+    }
+
+    async fn open_for_meter(&self, meter: &MeterId) -> Result<Vec<StoredFinding>, StoreError> {
+        self.of_meter(meter, true)
+    }
+
+    async fn for_meter(&self, meter: &MeterId) -> Result<Vec<StoredFinding>, StoreError> {
+        self.of_meter(meter, false)
+    }
+
+    async fn open_page(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: usize,
+    ) -> Result<FindingPage, StoreError> {
+        let map = lock(&self.findings)?;
+        let limit = limit.max(1);
+        let mut findings: Vec<StoredFinding> = map
+            .iter()
+            .filter(|((m, id), _)| after.is_none_or(|c| (m, id) > (&c.meter_id, &c.id)))
+            .map(|(_, f)| f)
+            .filter(|f| f.is_open())
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let more = findings.len() > limit;
+        findings.truncate(limit);
+        let next = if more {
+            findings.last().map(|f| FindingCursor {
+                meter_id: f.meter_id.clone(),
+                id: f.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(FindingPage { findings, next })
     }
 }
 

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 
 use crate::aggregate::{Aggregate, Period};
+use crate::anomaly::reconcile::StoredFinding;
 use crate::events::MeterEvent;
 use crate::forecast::stored::StoredForecast;
 use crate::registry::MeterInfo;
@@ -243,4 +244,51 @@ impl ShardJob {
 pub trait ShardDispatcher: Send + Sync {
     /// Delivers every job at least once (a worker must tolerate a repeat; forecast writes do).
     async fn dispatch(&self, jobs: &[ShardJob]) -> Result<(), StoreError>;
+}
+
+/// Findings of the anomaly scan, one per condition across scans (see
+/// [`crate::anomaly::reconcile()`]), kept by meter and id. Open findings are what operators and
+/// the alerts function act on, so both "open findings of this meter" and "open findings of the
+/// whole fleet" are cheap in every adapter.
+#[async_trait]
+pub trait FindingStore: Send + Sync {
+    /// Stores each finding, replacing the one stored with the same `(meter_id, id)`: a retried
+    /// scan rewrites its own findings, never adds new ones.
+    async fn put(&self, findings: &[StoredFinding]) -> Result<(), StoreError>;
+
+    /// The meter's finding `id`, open or closed, if stored.
+    async fn get(&self, meter: &MeterId, id: &str) -> Result<Option<StoredFinding>, StoreError>;
+
+    /// The meter's open findings, by id.
+    async fn open_for_meter(&self, meter: &MeterId) -> Result<Vec<StoredFinding>, StoreError>;
+
+    /// The meter's findings, open and closed (closed ones until they expire), by id.
+    async fn for_meter(&self, meter: &MeterId) -> Result<Vec<StoredFinding>, StoreError>;
+
+    /// One page of the fleet's open findings in `(meter_id, id)` order: up to `limit` after
+    /// the cursor `after` (`None`: from the start), and the next page's cursor (`None`: this
+    /// was the last).
+    async fn open_page(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: usize,
+    ) -> Result<FindingPage, StoreError>;
+}
+
+/// Where a page of [`FindingStore::open_page`] ends: the last finding's meter and id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FindingCursor {
+    /// The meter.
+    pub meter_id: MeterId,
+    /// The finding's id.
+    pub id: String,
+}
+
+/// A page of [`FindingStore::open_page`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FindingPage {
+    /// The open findings of this page.
+    pub findings: Vec<StoredFinding>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<FindingCursor>,
 }

@@ -6,9 +6,11 @@
 //! Calls are short and batched in transactions, so holding the mutex on the async executor's
 //! thread costs less than handing each call to a blocking pool would.
 
+mod findings;
 mod forecasts;
 pub mod stack;
 
+pub use findings::SqliteFindingStore;
 pub use forecasts::SqliteForecastStore;
 
 use std::path::Path;
@@ -103,6 +105,22 @@ CREATE TABLE IF NOT EXISTS forecasts (
     bill_currency TEXT,
     PRIMARY KEY (meter_id, issued_at)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS findings (
+    meter_id    TEXT    NOT NULL,
+    id          TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    opened_at   INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    closed_at   INTEGER,
+    score       REAL    NOT NULL,
+    ev_from     INTEGER NOT NULL,
+    ev_to       INTEGER NOT NULL,
+    explanation TEXT    NOT NULL,
+    PRIMARY KEY (meter_id, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS open_findings ON findings (meter_id, id) WHERE status = 'open';
 "#;
 
 /// Why the database could not be opened.

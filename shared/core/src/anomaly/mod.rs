@@ -9,7 +9,9 @@
 //! - [`outage`]: meter and feeder outages against the feeder's supply, and restorations.
 //! - [`quality`]: power quality after EN 50160 (10-minute voltage sags and swells, low power
 //!   factor, frequency excursions).
+//! - [`mod@reconcile`]: findings as stored, and de-duplication across scans.
 //! - [`rng`]: the seeded generator everything random here draws from.
+//! - [`mod@scan`]: the anomaly scan of one feeder: every detector, one list of findings.
 //! - [`tamper`]: tamper status, consumption while the relay is open, zero consumption while
 //!   the feeder is loaded.
 //! - [`theft`]: pattern theft scores of meter-days, and the h1–h6 injections.
@@ -23,8 +25,10 @@ pub mod iforest;
 pub mod metrics;
 pub mod outage;
 pub mod quality;
+pub mod reconcile;
 pub mod rng;
 mod sampling;
+pub mod scan;
 pub mod tamper;
 pub mod theft;
 pub mod vee;
@@ -32,5 +36,7 @@ pub mod vee;
 pub use days::MeterDays;
 pub use finding::{FeederWindow, Finding, FindingKind, MeterWindow};
 pub use iforest::{Contamination, ForestConfig, ForestError, IsolationForest};
+pub use reconcile::{reconcile, FindingStatus, Reconciled, StoredFinding};
 pub use rng::Rng;
+pub use scan::{scan, ScanConfig};
 pub use theft::{Attack, DayScore, TheftConfig};

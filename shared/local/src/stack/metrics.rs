@@ -3,7 +3,8 @@
 //!
 //! Names follow Prometheus conventions: `meterflow_readings_total{outcome=...}`,
 //! `meterflow_quarantined_total{reason=...}`, `meterflow_ingest_latency_seconds` (a histogram of
-//! the time from a message reaching the rule bridge to its batch being stored).
+//! the time from a message reaching the rule bridge to its batch being stored),
+//! `meterflow_findings_opened_total{kind=...}` (the anomaly scan's new findings).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -27,6 +28,11 @@ struct ReasonLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
 /// Every counter the local stack keeps. Cheap to update from any thread.
 pub struct StackMetrics {
     registry: Registry,
@@ -41,6 +47,7 @@ pub struct StackMetrics {
     latency: Histogram,
     meters_online: Gauge,
     published: Counter,
+    findings_opened: Family<KindLabels, Counter>,
     sim_time_ms: AtomicI64,
     // Encoding walks the registry; one encoder at a time keeps scrapes consistent.
     encode_lock: Mutex<()>,
@@ -105,6 +112,12 @@ impl StackMetrics {
             "Messages the simulated fleet published",
             published.clone(),
         );
+        let findings_opened = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "meterflow_findings_opened",
+            "Findings the anomaly scan opened, by kind",
+            findings_opened.clone(),
+        );
         // Created up front, so a scrape shows zeros instead of nothing.
         let series = |outcome| readings.get_or_create(&OutcomeLabels { outcome }).clone();
         let (stored, duplicates, quarantined_readings) =
@@ -121,6 +134,7 @@ impl StackMetrics {
             latency,
             meters_online,
             published,
+            findings_opened,
             sim_time_ms: AtomicI64::new(0),
             encode_lock: Mutex::new(()),
         }
@@ -158,6 +172,15 @@ impl StackMetrics {
     /// Counts messages the simulated fleet published.
     pub fn record_published(&self, n: u64) {
         self.published.inc_by(n);
+    }
+
+    /// Counts a finding the anomaly scan opened, by its kind's stable name.
+    pub fn record_finding_opened(&self, kind: &str) {
+        self.findings_opened
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// Records the simulated clock, for the status line.

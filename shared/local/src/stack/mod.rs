@@ -7,6 +7,8 @@
 //! | DynamoDB                   | the SQLite adapters of this crate                 |
 //! | EventBridge Scheduler      | [`schedule`]: jobs on simulated time              |
 //! | `forecast` + shard queue   | [`forecast_job`]: the same handler, shards inline |
+//! | `anomaly-scan` + its queue | [`scan_job`]: the same handler, shards inline     |
+//! | findings table stream      | [`scan_job`]: new findings into the [`outbox`]    |
 //! | SNS (alerts)               | [`outbox`]: console + `outbox.jsonl`              |
 //! | CloudWatch metrics         | [`metrics`]: `/metrics` on the HTTP listener      |
 //! | real meters                | [`publisher`]: the simulated fleet over MQTT      |
@@ -23,6 +25,7 @@ pub mod http;
 pub mod metrics;
 pub mod outbox;
 pub mod publisher;
+pub mod scan_job;
 pub mod schedule;
 
 use std::net::SocketAddr;
@@ -69,6 +72,8 @@ pub struct StackConfig {
     pub jobs: Vec<Arc<dyn ScheduledJob>>,
     /// The daily forecast run on the stack's store; `None` runs none.
     pub forecast: Option<forecast_job::ForecastSchedule>,
+    /// The anomaly scan on the stack's store; `None` runs none.
+    pub scan: Option<scan_job::ScanSchedule>,
     /// Print outbox messages to the console as well.
     pub echo_outbox: bool,
     /// Called after every stored batch.
@@ -94,6 +99,7 @@ impl StackConfig {
             },
             jobs: Vec::new(),
             forecast: Some(forecast_job::ForecastSchedule::default()),
+            scan: Some(scan_job::ScanSchedule::default()),
             echo_outbox: true,
             observer: None,
         }
@@ -148,6 +154,8 @@ pub struct Stack {
     pub ports: Ports,
     /// The forecasts the forecast job writes.
     pub forecasts: Arc<dyn meter_core::ports::ForecastStore>,
+    /// The findings the anomaly-scan job keeps.
+    pub findings: Arc<dyn meter_core::ports::FindingStore>,
     /// Simulated time.
     pub clock: SimClock,
     /// Counters.
@@ -188,6 +196,8 @@ impl Stack {
         let ports = crate::sqlite_ports(db.clone());
         let forecasts: Arc<dyn meter_core::ports::ForecastStore> =
             Arc::new(crate::SqliteForecastStore::new(db.clone()));
+        let findings: Arc<dyn meter_core::ports::FindingStore> =
+            Arc::new(crate::SqliteFindingStore::new(db.clone()));
         let metrics = Arc::new(StackMetrics::new());
         let outbox = Arc::new(Outbox::new(&cfg.data_dir, cfg.echo_outbox));
 
@@ -295,6 +305,17 @@ impl Stack {
             );
             scheduler.add(Arc::new(job), clock.now());
         }
+        if let Some(schedule) = cfg.scan {
+            let job = scan_job::ScanJob::new(
+                ports.registry.clone(),
+                ports.readings.clone(),
+                findings.clone(),
+                outbox.clone(),
+                schedule,
+            )
+            .with_metrics(metrics.clone());
+            scheduler.add(Arc::new(job), clock.now());
+        }
         let jobs_stop = stopping_jobs.clone();
         let jobs_task = tokio::spawn(async move {
             while !jobs_stop.load(Ordering::Relaxed) {
@@ -308,6 +329,7 @@ impl Stack {
             http_addr: http.addr,
             ports,
             forecasts,
+            findings,
             clock,
             metrics,
             outbox,

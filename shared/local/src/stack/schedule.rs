@@ -1,9 +1,9 @@
 //! Scheduled jobs on simulated time: the local stand-in for EventBridge Scheduler.
 //!
-//! The `forecast` and `anomaly-scan` functions register here when their issues land: each is a
-//! [`ScheduledJob`] with a period in simulated time, and the [`Scheduler`] runs it whenever the
-//! simulated clock crosses a multiple of that period (so at 3600× speed an hourly job runs every
-//! wall second). A failing job is logged and retried at its next period, as a scheduled Lambda
+//! The `forecast` and `anomaly-scan` functions run here ([`super::forecast_job`],
+//! [`super::scan_job`]): each is a [`ScheduledJob`] with a period in simulated time, and the
+//! [`Scheduler`] runs it whenever the simulated clock crosses a multiple of that period (so at
+//! 3600× speed an hourly job runs every wall second). A failing job is logged and retried at its next period, as a scheduled Lambda
 //! would be.
 
 use std::sync::Arc;

@@ -1,0 +1,185 @@
+//! The anomaly scan end to end on the local stack: a simulated fleet with injected tamper,
+//! stuck-register and bypass faults publishes over MQTT at high speed, the scheduled scan runs
+//! every few simulated hours (the same handler as the `anomaly-scan` Lambda, on SQLite), and the
+//! injected faults must be stored as findings, announced once in the outbox, and never
+//! duplicated by the scans that follow.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anomaly_scan::ScanSettings;
+use meter_core::anomaly::{FindingKind, ScanConfig};
+use meter_core::MeterId;
+use meter_local::stack::scan_job::{ScanJob, ScanSchedule};
+use meter_local::stack::schedule::ScheduledJob;
+use meter_local::stack::{Stack, StackConfig};
+use meter_sim::{FaultKind, FleetConfig};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meterflow-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Scans every 6 simulated hours over 3 days of history, reporting the last day.
+fn schedule() -> ScanSchedule {
+    ScanSchedule {
+        every: Duration::from_secs(6 * 3_600),
+        shards: 2,
+        settings: ScanSettings {
+            scan: ScanConfig {
+                history_days: 3,
+                ..ScanConfig::default()
+            },
+            ..ScanSettings::default()
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_duplicate_them() {
+    let dir = temp_dir("scan-e2e");
+    let mut cfg = StackConfig::new(dir.clone());
+    cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
+    // Ten simulated hours a wall second.
+    cfg.speed = 36_000.0;
+    cfg.publishers = 2;
+    cfg.echo_outbox = false;
+    cfg.forecast = None;
+    cfg.scan = Some(schedule());
+    cfg.fleet = Some(FleetConfig {
+        consumers: 12,
+        feeders: 1,
+        seed: 7,
+        faults: "tamper,stuck-register,bypass@0.25".parse().unwrap(),
+        ..FleetConfig::default()
+    });
+    let stack = Stack::start(cfg).await.unwrap();
+    let injections = stack
+        .fleet
+        .as_ref()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .injections()
+        .to_vec();
+    let of = |kind: FaultKind| {
+        injections
+            .iter()
+            .find(|i| i.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind:?} injected: {injections:?}"))
+            .clone()
+    };
+    let (tamper, stuck) = (of(FaultKind::Tamper), of(FaultKind::StuckRegister));
+    // Run until both faults have been on for a while (to the end of the first to end, and at
+    // least 3 hours after the later start), so several scans have seen them.
+    let both_on = tamper.from.max(stuck.from).add_millis(3 * 3_600_000);
+    let until = tamper.to.min(stuck.to).max(both_on);
+    while stack.clock.now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let findings = stack.findings.clone();
+    let metrics = stack.metrics.clone();
+    let outbox = stack.outbox.clone();
+    let registry = stack.ports.registry.clone();
+    let readings = stack.ports.readings.clone();
+    stack.shutdown().await.unwrap();
+
+    // Scans ran while the fleet published; on a busy machine ingest may lag behind simulated
+    // time, so what they saw is not fixed. What is: every finding they opened was announced
+    // exactly once, and a condition never has two open findings.
+    let announced = outbox.read_all().unwrap();
+    let mut by_subject: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &announced {
+        assert_eq!((m.channel.as_str(), m.to.as_str()), ("finding", "alerts"));
+        *by_subject.entry(m.subject.clone()).or_default() += 1;
+    }
+    for (meter, kind) in [
+        (&tamper.meter_id, FindingKind::Tamper),
+        (&stuck.meter_id, FindingKind::StuckRegister),
+    ] {
+        let stored = findings.for_meter(meter).await.unwrap();
+        let of_kind = stored.iter().filter(|f| f.kind == kind).count();
+        let subject = format!("{kind} on {meter}");
+        assert_eq!(
+            by_subject.get(&subject).copied().unwrap_or(0),
+            of_kind,
+            "{subject}: {stored:#?}"
+        );
+    }
+
+    // Two more scans on the stored data: the first brings the findings up to date, the second
+    // (a retry, or the next scan of an unchanged condition) opens nothing and announces nothing.
+    let job = ScanJob::new(
+        registry,
+        readings,
+        findings.clone(),
+        outbox.clone(),
+        schedule(),
+    )
+    .with_metrics(metrics.clone());
+    // At `until`, not the (load-dependent) instant the stack stopped: both faults are current.
+    let at = until;
+    job.run(at).await.unwrap();
+    let ids = |m: &MeterId| {
+        let findings = findings.clone();
+        let m = m.clone();
+        async move {
+            findings
+                .for_meter(&m)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|f| (f.id, f.status))
+                .collect::<Vec<_>>()
+        }
+    };
+    // Everything the fleet sent is stored now: the injected faults are open findings.
+    for (meter, kind) in [
+        (&tamper.meter_id, FindingKind::Tamper),
+        (&stuck.meter_id, FindingKind::StuckRegister),
+    ] {
+        let open = findings.open_for_meter(meter).await.unwrap();
+        assert_eq!(
+            open.iter().filter(|f| f.kind == kind).count(),
+            1,
+            "{kind} on {meter} at {at}: {open:#?}\n{injections:#?}"
+        );
+    }
+    let before = (ids(&tamper.meter_id).await, ids(&stuck.meter_id).await);
+    let sent = outbox.read_all().unwrap().len();
+    let summary = job.run(at).await.unwrap();
+    assert!(summary.contains(": 0 findings opened"), "{summary}");
+    assert_eq!(outbox.read_all().unwrap().len(), sent);
+    assert_eq!(
+        (ids(&tamper.meter_id).await, ids(&stuck.meter_id).await),
+        before
+    );
+    // `/metrics` counted every announced finding, by kind.
+    let counted: f64 = metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("meterflow_findings_opened_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted as usize, outbox.read_all().unwrap().len());
+    assert!(metrics
+        .encode()
+        .contains(r#"meterflow_findings_opened_total{kind="tamper"}"#));
+    let open = findings.open_page(None, 1_000).await.unwrap().findings;
+    let mut keys: Vec<(MeterId, FindingKind)> =
+        open.iter().map(|f| (f.meter_id.clone(), f.kind)).collect();
+    let n = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        n,
+        "one open finding per meter and kind: {open:#?}"
+    );
+    drop(job);
+    let _ = std::fs::remove_dir_all(&dir);
+}
