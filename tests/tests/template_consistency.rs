@@ -658,6 +658,39 @@ fn assert_sharded_role(krate: &str, sends: &[(&str, &str, &str)]) {
         .map(|(var, action, _)| (format!("{}.Arn", env[*var]), (*action).to_owned()))
         .collect();
     expected.insert((format!("{queue}.Arn"), "sqs:SendMessage".to_owned()));
+    // The shard queue's event source mapping polls with the function's role.
+    for action in [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    ] {
+        expected.insert((format!("{queue}.Arn"), action.to_owned()));
+    }
+    // Declared as a mapping of its own: a SAM `SQS` event would attach the managed
+    // AWSLambdaSQSQueueExecutionRole, which allows polling every queue in the account.
+    for (name, event) in hash_entries(&f["Properties"]["Events"]) {
+        assert_ne!(
+            event["Type"].as_str(),
+            Some("SQS"),
+            "{krate}: event {name} would attach a managed SQS policy on every queue"
+        );
+    }
+    let function_name = functions(&t)
+        .into_iter()
+        .find(|(_, g)| std::ptr::eq(*g, f))
+        .map(|(n, _)| n)
+        .expect("the function is in the template");
+    let mappings: Vec<&Yaml> = hash_entries(&t["Resources"])
+        .into_iter()
+        .map(|(_, r)| r)
+        .filter(|r| r["Type"].as_str() == Some("AWS::Lambda::EventSourceMapping"))
+        .filter(|r| r["Properties"]["FunctionName"].as_str() == Some(function_name.as_str()))
+        .collect();
+    assert_eq!(mappings.len(), 1, "{krate}: one event source mapping");
+    assert_eq!(
+        mappings[0]["Properties"]["EventSourceArn"].as_str(),
+        Some(format!("{queue}.Arn").as_str())
+    );
     let mut granted = BTreeSet::new();
     for stmt in allowed(f) {
         assert_eq!(stmt.condition, None);
