@@ -1,9 +1,16 @@
 //! Lag/calendar ridge regression, fitted per meter on its recent history and forecast
 //! recursively (each step's forecast feeds the next step's short lags).
 //!
-//! Features of slot `t`: an intercept; lags 1, 2, 1 day and 1 week; the 7-day persistence
-//! ensemble (mean of the same slot over the last 7 days); three daily harmonics (sin and cos) of
-//! the time of day; and a weekend flag.
+//! Features of slot `t`: an intercept; lags 1, 2, 1 day, 1 week and 2 weeks; the 7-day
+//! persistence ensemble (mean of the same slot over the last 7 days) and the same slot's mean
+//! over the last 4 weeks; the slots either side of the same slot a day earlier; the mean of the
+//! last day (the household's current level); three daily harmonics (sin and cos) of the time of
+//! day; and a weekend flag. The 2-week lag and the 4-week mean fall back on what there is (the
+//! 1-week lag, fewer weeks) in a history shorter than that.
+//!
+//! The 2- and 4-week terms, the neighbouring slots, the level and the penalty of 0.1 were chosen
+//! on the shared SGSC data with the last 28 days of every meter held out (docs/forecasting.md,
+//! run 5), then scored on those 28 days.
 //!
 //! The normal equations are solved here (accumulate `XᵀX` and `Xᵀy` in one pass, Cholesky on a
 //! 13×13 matrix) rather than with smartcore's `RidgeRegression`: that builds the dense design
@@ -19,7 +26,7 @@ use super::grid::Calendar;
 use super::models::{ModelError, ModelKind};
 
 /// Number of features, the intercept included.
-pub const FEATURES: usize = 13;
+pub const FEATURES: usize = 18;
 
 /// Days of history the fit uses at most: 16 weeks scored 0.8 points of NRMSE better than 8 on
 /// the shared SGSC data (docs/forecasting.md) and still follows a household's seasons.
@@ -30,15 +37,19 @@ pub const MIN_HISTORY_DAYS: usize = 14;
 
 /// Ridge penalty, relative to each feature's own `XᵀX` diagonal (so it does not depend on the
 /// features' scales); the intercept is not penalised.
-pub const LAMBDA: f64 = 0.01;
+pub const LAMBDA: f64 = 0.1;
 
-/// The features of slot `t` from the values before it (`y[..t]`, forecasts included).
-fn features(y: &[f64], t: usize, cal: &Calendar, out: &mut [f64; FEATURES]) {
+/// The features of slot `t` from the values before it (`y[..t]`, forecasts included);
+/// `day_sum` is the sum of `y[t - day..t]`, kept by the caller as `t` advances.
+fn features(y: &[f64], t: usize, day_sum: f64, cal: &Calendar, out: &mut [f64; FEATURES]) {
     let day = cal.seasons.day;
     let mut p7 = 0.0;
     for k in 1..=7 {
         p7 += y[t - k * day];
     }
+    let weeks = (t / (7 * day)).clamp(1, 4);
+    let p28 = (1..=weeks).map(|k| y[t - 7 * k * day]).sum::<f64>() / weeks as f64;
+    let lag_2w = y[t - 7 * weeks.min(2) * day];
     let tod = cal.slot_of_day(t) as f64 / day as f64 * std::f64::consts::TAU;
     let (s1, c1) = tod.sin_cos();
     let (s2, c2) = (2.0 * tod).sin_cos();
@@ -49,7 +60,12 @@ fn features(y: &[f64], t: usize, cal: &Calendar, out: &mut [f64; FEATURES]) {
         y[t - 2],
         y[t - day],
         y[t - 7 * day],
+        lag_2w,
         p7 / 7.0,
+        p28,
+        y[t - day - 1],
+        y[t - day + 1],
+        day_sum / day as f64,
         s1,
         c1,
         s2,
@@ -74,9 +90,14 @@ pub fn fit(hist: &[f64], cal: &Calendar) -> Result<[f64; FEATURES], ModelError> 
     let mut xtx = [[0.0f64; FEATURES]; FEATURES];
     let mut xty = [0.0f64; FEATURES];
     let mut x = [0.0f64; FEATURES];
-    for t in first_row(n, day)..n {
-        features(hist, t, cal, &mut x);
+    let first = first_row(n, day);
+    let mut day_sum: f64 = hist[first.saturating_sub(day).min(n)..first.min(n)]
+        .iter()
+        .sum();
+    for t in first..n {
+        features(hist, t, day_sum, cal, &mut x);
         let yt = hist[t];
+        day_sum += yt - hist[t - day];
         for i in 0..FEATURES {
             let xi = x[i];
             xty[i] += xi * yt;
@@ -104,19 +125,23 @@ pub fn fit(hist: &[f64], cal: &Calendar) -> Result<[f64; FEATURES], ModelError> 
 pub fn predict(hist: &[f64], cal: &Calendar, beta: &[f64; FEATURES], horizon: usize) -> Vec<f64> {
     let n = hist.len();
     let mut y = Vec::with_capacity(n + horizon);
-    // Only the last week is read by the lags.
-    let keep = n.saturating_sub(7 * cal.seasons.day);
+    // Only the last four weeks are read by the lags.
+    let day = cal.seasons.day;
+    let keep = n.saturating_sub(28 * day);
     y.extend_from_slice(&hist[keep..]);
     let shifted = Calendar {
         first_start_local_ms: cal.first_start_local_ms + keep as i64 * cal.interval_ms,
         ..*cal
     };
     let mut x = [0.0f64; FEATURES];
+    let mut day_sum: f64 = y[y.len().saturating_sub(day)..].iter().sum();
     for _ in 0..horizon {
         let t = y.len();
-        features(&y, t, &shifted, &mut x);
+        features(&y, t, day_sum, &shifted, &mut x);
         let v: f64 = x.iter().zip(beta).map(|(a, b)| a * b).sum();
-        y.push(if v.is_finite() { v.max(0.0) } else { 0.0 });
+        let v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+        y.push(v);
+        day_sum += v - y[t - day];
     }
     y.split_off(n - keep)
 }
@@ -135,9 +160,13 @@ pub fn fit_smartcore(hist: &[f64], cal: &Calendar) -> Result<Vec<f64>, ModelErro
     let rows = first_row(n, day)..n;
     let mut data = Vec::with_capacity(rows.len() * (FEATURES - 1));
     let mut x = [0.0f64; FEATURES];
+    let mut day_sum: f64 = hist[rows.start.saturating_sub(day).min(n)..rows.start.min(n)]
+        .iter()
+        .sum();
     for t in rows.clone() {
-        features(hist, t, cal, &mut x);
+        features(hist, t, day_sum, cal, &mut x);
         data.extend_from_slice(&x[1..]);
+        day_sum += hist[t] - hist[t - day];
     }
     let fail = |e: smartcore::error::Failed| ModelError::Fit {
         model: ModelKind::Ridge,

@@ -64,7 +64,9 @@ fn a_pure_daily_sine_is_forecast_almost_exactly_by_every_seasonal_model() {
         (ModelKind::SeasonalNaiveDay, 1e-9),
         (ModelKind::SeasonalNaiveWeek, 1e-9),
         (ModelKind::Persistence7, 1e-9),
-        (ModelKind::Ridge, 0.01),
+        // Within 0.05 of an amplitude of 0.5: the penalty (0.1, chosen on real data) shrinks
+        // even an exact fit a little.
+        (ModelKind::Ridge, 0.05),
         (ModelKind::MstlEts, 0.02),
     ] {
         let f = point_forecast(model, hist, &g.calendar, DAY).unwrap();
