@@ -2,7 +2,9 @@
 //! stuck-register and bypass faults publishes over MQTT at high speed, the scheduled scan runs
 //! every few simulated hours (the same handler as the `anomaly-scan` Lambda, on SQLite), and the
 //! injected faults must be stored as findings, announced once in the outbox, and never
-//! duplicated by the scans that follow.
+//! duplicated by the scans that follow. A second fleet with injected outages, voltage sags and
+//! swells is scanned after the fact, an hour after each ended: each must be found on its meter,
+//! and no healthy meter may get a supply finding.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -180,6 +182,107 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         n,
         "one open finding per meter and kind: {open:#?}"
     );
+    drop(job);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scan_finds_the_injected_outages_sags_and_swells_of_a_short_up_run() {
+    let dir = temp_dir("scan-e2e-supply");
+    let mut cfg = StackConfig::new(dir.clone());
+    cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.speed = 36_000.0;
+    cfg.publishers = 2;
+    cfg.echo_outbox = false;
+    cfg.forecast = None;
+    // Scanned below, at chosen instants, once everything is stored.
+    cfg.scan = None;
+    cfg.fleet = Some(FleetConfig {
+        consumers: 12,
+        feeders: 1,
+        seed: 11,
+        faults: "outage,sag,swell".parse().unwrap(),
+        ..FleetConfig::default()
+    });
+    let stack = Stack::start(cfg).await.unwrap();
+    let injections = stack
+        .fleet
+        .as_ref()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .injections()
+        .to_vec();
+    let of = |kind: FaultKind| {
+        injections
+            .iter()
+            .find(|i| i.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind:?} injected: {injections:?}"))
+            .clone()
+    };
+    let (outage, sag, swell) = (
+        of(FaultKind::Outage),
+        of(FaultKind::Sag),
+        of(FaultKind::Swell),
+    );
+    // Two hours past the last injection's end, so each is over and its aftermath stored.
+    let until = [&outage, &sag, &swell]
+        .iter()
+        .map(|i| i.to)
+        .max()
+        .unwrap()
+        .add_millis(2 * 3_600_000);
+    while stack.clock.now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let findings = stack.findings.clone();
+    let metrics = stack.metrics.clone();
+    let outbox = stack.outbox.clone();
+    let registry = stack.ports.registry.clone();
+    let readings = stack.ports.readings.clone();
+    stack.shutdown().await.unwrap();
+
+    let job = ScanJob::new(registry, readings, findings.clone(), outbox, schedule())
+        .with_metrics(metrics);
+    // Each condition scanned an hour after it ended (inside the one-day report window): a sag
+    // or swell is a finding of its own kind; an outage is reported at its restoration (the
+    // scan sees the silence, or the zero-voltage reading, and the supply back after it).
+    for (injection, kinds) in [
+        (&sag, &[FindingKind::VoltageSag][..]),
+        (&swell, &[FindingKind::VoltageSwell][..]),
+        (
+            &outage,
+            &[FindingKind::Restoration, FindingKind::MeterOutage][..],
+        ),
+    ] {
+        job.run(injection.to.add_millis(3_600_000)).await.unwrap();
+        let stored = findings.for_meter(&injection.meter_id).await.unwrap();
+        assert!(
+            stored.iter().any(|f| kinds.contains(&f.kind)),
+            "{:?} on {} ({} to {}): expected one of {kinds:?}, found {stored:#?}",
+            injection.kind,
+            injection.meter_id,
+            injection.from,
+            injection.to
+        );
+    }
+    // Meters with nothing injected have no supply findings.
+    let injected: Vec<&MeterId> = injections.iter().map(|i| &i.meter_id).collect();
+    let open = findings.open_page(None, 1_000).await.unwrap().findings;
+    for f in &open {
+        let supply = matches!(
+            f.kind,
+            FindingKind::VoltageSag
+                | FindingKind::VoltageSwell
+                | FindingKind::MeterOutage
+                | FindingKind::Restoration
+        );
+        assert!(
+            !supply || injected.contains(&&f.meter_id),
+            "a supply finding on a healthy meter: {f:#?}"
+        );
+    }
     drop(job);
     let _ = std::fs::remove_dir_all(&dir);
 }
