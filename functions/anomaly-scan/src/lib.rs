@@ -141,15 +141,10 @@ pub struct Scanner {
     pub settings: ScanSettings,
 }
 
-/// A scan time in an event: RFC 3339 (`"2026-11-22T14:00:00Z"`) or epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum ScanTime {
-    /// Epoch milliseconds.
-    Millis(i64),
-    /// RFC 3339 with an offset.
-    Rfc3339(String),
-}
+/// One SQS record the function could not handle, for a partial batch response.
+pub use meter_shards::ItemFailure;
+/// A run time in an event: RFC 3339 (`"2026-11-22T14:00:00Z"`) or epoch milliseconds.
+pub use meter_shards::RunTime as ScanTime;
 
 /// The function's own events.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -236,14 +231,6 @@ pub struct CoordinatorReport {
     pub dispatched: u32,
 }
 
-/// One SQS record the function could not handle, for a partial batch response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ItemFailure {
-    /// The record's `messageId`.
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
-
 /// An invocation's answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -296,45 +283,25 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// An SQS event's records, as much of them as the function reads.
-#[derive(Deserialize)]
-struct SqsEvent {
-    #[serde(rename = "Records")]
-    records: Vec<SqsRecord>,
-}
-
-#[derive(Deserialize)]
-struct SqsRecord {
-    #[serde(rename = "messageId")]
-    message_id: String,
-    body: String,
-}
-
 /// Handles one invocation at wall (or simulated) time `now`.
 pub async fn handle(
     s: &Scanner,
     event: &serde_json::Value,
     now: Timestamp,
 ) -> Result<Response, HandlerError> {
-    if event.get("Records").is_some() {
-        let sqs: SqsEvent = serde_json::from_value(event.clone())
-            .map_err(|e| HandlerError::BadEvent(format!("not an SQS event: {e}")))?;
-        let mut failures = Vec::new();
-        for record in sqs.records {
-            let outcome = match parse(&record.body) {
+    if meter_shards::is_sqs_event(event) {
+        let failures = meter_shards::each_record(event, |body| async move {
+            let outcome = match parse(&body) {
                 // A coordinator event on the shard queue would fan out again on every delivery.
                 Ok(ScanEvent::Coordinator { .. }) => Err(HandlerError::BadEvent(
                     "a coordinator event on the shard queue".into(),
                 )),
-                _ => handle_event(s, &record.body, now).await.map(drop),
+                _ => handle_event(s, &body, now).await.map(drop),
             };
-            if let Err(e) = outcome {
-                log_failure(&e);
-                failures.push(ItemFailure {
-                    item_identifier: record.message_id,
-                });
-            }
-        }
+            outcome.inspect_err(log_failure)
+        })
+        .await
+        .map_err(HandlerError::BadEvent)?;
         return Ok(Response::Batch {
             batch_item_failures: failures,
         });
@@ -344,14 +311,7 @@ pub async fn handle(
 }
 
 fn log_failure(e: &HandlerError) {
-    // The whole cause chain goes to the log; the runtime reports only the error type.
-    let chain: Vec<String> =
-        std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| {
-            err.source()
-        })
-        .map(ToString::to_string)
-        .collect();
-    tracing::error!(retryable = e.is_retryable(), error = %chain.join(": "), "anomaly scan failed");
+    meter_shards::log_failure(e, e.is_retryable(), "anomaly scan failed");
 }
 
 fn parse(text: &str) -> Result<ScanEvent, HandlerError> {
@@ -359,33 +319,15 @@ fn parse(text: &str) -> Result<ScanEvent, HandlerError> {
 }
 
 /// The run's scan time: the event's, or the hour `now` falls in (so every re-run of the same
-/// scheduled run within the hour writes the same findings).
+/// scheduled run within the hour writes the same findings). A scan of the future would close
+/// every open finding (nothing seen yet) and open them again later: more than an hour ahead is
+/// refused.
 fn scan_time(given: Option<ScanTime>, now: Timestamp) -> Result<Timestamp, HandlerError> {
-    let t = match given {
-        None => Timestamp::from_millis(now.millis().div_euclid(HOUR_MS) * HOUR_MS),
-        Some(ScanTime::Millis(ms)) => Timestamp::from_millis(ms),
-        Some(ScanTime::Rfc3339(s)) => {
-            Timestamp::parse_rfc3339(&s).map_err(|e| HandlerError::BadEvent(e.to_string()))?
-        }
-    };
-    // A scan of the future would close every open finding (nothing seen yet) and open them
-    // again later: refused.
-    if t.millis() < 0 || t.millis() > now.millis().saturating_add(HOUR_MS) {
-        return Err(HandlerError::BadEvent(format!(
-            "scan_at {t} is before 1970 or more than an hour after now ({now})"
-        )));
-    }
-    Ok(t)
+    meter_shards::run_time(given, now, HOUR_MS, "scan_at").map_err(HandlerError::BadEvent)
 }
 
 fn check_shards(shards: u32) -> Result<(), HandlerError> {
-    if (1..=MAX_SHARDS).contains(&shards) {
-        Ok(())
-    } else {
-        Err(HandlerError::BadEvent(format!(
-            "shards must be 1 to {MAX_SHARDS}, not {shards}"
-        )))
-    }
+    meter_shards::check_shards(shards, MAX_SHARDS).map_err(HandlerError::BadEvent)
 }
 
 async fn handle_event(s: &Scanner, text: &str, now: Timestamp) -> Result<Response, HandlerError> {

@@ -25,7 +25,7 @@ use meter_core::forecast::{shard_of, NoTariff, StoredForecast};
 use meter_core::ports::{
     ForecastStore, MeterRegistry, ReadingStore, ShardDispatcher, ShardJob, StoreError,
 };
-use meter_core::types::{DAY_MS, HOUR_MS};
+use meter_core::types::DAY_MS;
 use meter_core::{MeterInfo, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -117,15 +117,10 @@ pub struct Forecaster {
     pub config: ForecastConfig,
 }
 
-/// An issue time in an event: RFC 3339 (`"2026-11-22T14:00:00Z"`) or epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum IssueTime {
-    /// Epoch milliseconds.
-    Millis(i64),
-    /// RFC 3339 with an offset.
-    Rfc3339(String),
-}
+/// One SQS record the function could not handle, for a partial batch response.
+pub use meter_shards::ItemFailure;
+/// A run time in an event: RFC 3339 (`"2026-11-22T14:00:00Z"`) or epoch milliseconds.
+pub use meter_shards::RunTime as IssueTime;
 
 /// The function's own events.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -181,14 +176,6 @@ pub struct CoordinatorReport {
     pub dispatched: u32,
 }
 
-/// One SQS record the function could not handle, for a partial batch response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ItemFailure {
-    /// The record's `messageId`.
-    #[serde(rename = "itemIdentifier")]
-    pub item_identifier: String,
-}
-
 /// An invocation's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -241,45 +228,25 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// An SQS event's records, as much of them as the function reads.
-#[derive(Deserialize)]
-struct SqsEvent {
-    #[serde(rename = "Records")]
-    records: Vec<SqsRecord>,
-}
-
-#[derive(Deserialize)]
-struct SqsRecord {
-    #[serde(rename = "messageId")]
-    message_id: String,
-    body: String,
-}
-
 /// Handles one invocation at wall (or simulated) time `now`.
 pub async fn handle(
     f: &Forecaster,
     event: &serde_json::Value,
     now: Timestamp,
 ) -> Result<Response, HandlerError> {
-    if event.get("Records").is_some() {
-        let sqs: SqsEvent = serde_json::from_value(event.clone())
-            .map_err(|e| HandlerError::BadEvent(format!("not an SQS event: {e}")))?;
-        let mut failures = Vec::new();
-        for record in sqs.records {
-            let outcome = match parse(&record.body) {
+    if meter_shards::is_sqs_event(event) {
+        let failures = meter_shards::each_record(event, |body| async move {
+            let outcome = match parse(&body) {
                 // A coordinator event on the shard queue would fan out again on every delivery.
                 Ok(ForecastEvent::Coordinator { .. }) => Err(HandlerError::BadEvent(
                     "a coordinator event on the shard queue".into(),
                 )),
-                _ => handle_event(f, &record.body, now).await.map(drop),
+                _ => handle_event(f, &body, now).await.map(drop),
             };
-            if let Err(e) = outcome {
-                log_failure(&e);
-                failures.push(ItemFailure {
-                    item_identifier: record.message_id,
-                });
-            }
-        }
+            outcome.inspect_err(log_failure)
+        })
+        .await
+        .map_err(HandlerError::BadEvent)?;
         return Ok(Response::Batch {
             batch_item_failures: failures,
         });
@@ -289,14 +256,7 @@ pub async fn handle(
 }
 
 fn log_failure(e: &HandlerError) {
-    // The whole cause chain goes to the log; the runtime reports only the error type.
-    let chain: Vec<String> =
-        std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |err| {
-            err.source()
-        })
-        .map(ToString::to_string)
-        .collect();
-    tracing::error!(retryable = e.is_retryable(), error = %chain.join(": "), "forecast failed");
+    meter_shards::log_failure(e, e.is_retryable(), "forecast failed");
 }
 
 fn parse(text: &str) -> Result<ForecastEvent, HandlerError> {
@@ -306,29 +266,11 @@ fn parse(text: &str) -> Result<ForecastEvent, HandlerError> {
 /// The run's issue time: the event's, or the hour `now` falls in (so every re-run of the same
 /// scheduled run within the hour writes the same keys).
 fn issue_time(given: Option<IssueTime>, now: Timestamp) -> Result<Timestamp, HandlerError> {
-    let t = match given {
-        None => Timestamp::from_millis(now.millis().div_euclid(HOUR_MS) * HOUR_MS),
-        Some(IssueTime::Millis(ms)) => Timestamp::from_millis(ms),
-        Some(IssueTime::Rfc3339(s)) => {
-            Timestamp::parse_rfc3339(&s).map_err(|e| HandlerError::BadEvent(e.to_string()))?
-        }
-    };
-    if t.millis() < 0 || t.millis() > now.millis().saturating_add(DAY_MS) {
-        return Err(HandlerError::BadEvent(format!(
-            "issued_at {t} is before 1970 or more than a day after now ({now})"
-        )));
-    }
-    Ok(t)
+    meter_shards::run_time(given, now, DAY_MS, "issued_at").map_err(HandlerError::BadEvent)
 }
 
 fn check_shards(shards: u32) -> Result<(), HandlerError> {
-    if (1..=MAX_SHARDS).contains(&shards) {
-        Ok(())
-    } else {
-        Err(HandlerError::BadEvent(format!(
-            "shards must be 1 to {MAX_SHARDS}, not {shards}"
-        )))
-    }
+    meter_shards::check_shards(shards, MAX_SHARDS).map_err(HandlerError::BadEvent)
 }
 
 async fn handle_event(
