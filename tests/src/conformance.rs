@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use meter_core::aggregate::{Aggregate, Period};
 use meter_core::anomaly::{reconcile, Finding, FindingKind, FindingStatus, StoredFinding};
-use meter_core::forecast::{BillProjection, ForecastPoint, ModelKind, StoredForecast};
+use meter_core::forecast::{Bands, BillProjection, ForecastPoint, ModelKind, StoredForecast};
 use meter_core::ingest::{Inbound, IngestConfig, Ingestor, Ports, RegistryMode};
 use meter_core::ports::{FindingCursor, FindingStore, ForecastStore};
 use meter_core::telemetry::{MessageContext, QuarantineEntry};
@@ -699,6 +699,12 @@ fn forecast(id: &str, issued_ms: i64, model: ModelKind, scale: i64) -> StoredFor
         month_to_date: Energy::from_mwh(100_000),
         rest_of_month: Energy::from_mwh(250_000 * scale),
         projected_bill: None,
+        // Bands on odd scales only, so that both forms (with and without) round-trip.
+        bands: (scale % 2 == 1).then(|| {
+            let lo: Vec<i64> = (0..96).map(|k| -(k * scale) - 1).collect();
+            let hi: Vec<i64> = (0..96).map(|k| 2 * k * scale + 7).collect();
+            Bands::from_mwh(&lo, &hi)
+        }),
     }
 }
 

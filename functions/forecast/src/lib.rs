@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use meter_core::forecast::stored::{is_reselection_day, issue, IssueConfig};
-use meter_core::forecast::{shard_of, NoTariff, StoredForecast};
+use meter_core::forecast::{shard_of, Kept, NoTariff, StoredForecast};
 use meter_core::ports::{
     ForecastStore, MeterRegistry, ReadingStore, ShardDispatcher, ShardJob, StoreError,
 };
@@ -393,8 +393,9 @@ async fn forecast_one(
             .latest(&m.meter_id)
             .await?
             .filter(|fc| fc.issued_at < issued_at)
-            .map(|fc| fc.model)
+            .map(|fc| Kept::of(&fc))
     };
+    let reselected = previous.is_none();
     match issue(
         &m.meter_id,
         m.timezone,
@@ -404,7 +405,7 @@ async fn forecast_one(
         &cfg.issue,
         &NoTariff,
     ) {
-        Ok(fc) => Ok(Outcome::Issued(Box::new(fc), previous.is_none())),
+        Ok(fc) => Ok(Outcome::Issued(Box::new(fc), reselected)),
         Err(e) => {
             tracing::debug!(meter_id = %m.meter_id, reason = %e, "no forecast");
             Ok(Outcome::Skipped(match e {

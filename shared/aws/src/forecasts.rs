@@ -5,14 +5,16 @@
 //!
 //! The 48 hours of points are one list attribute `points` of `[target ms, p10, p50, p90]`
 //! (energies in mWh): 48 hours of half-hourly points are about 2.7 KB (three write units), of
-//! quarter-hour points about 5.3 KB (six).
+//! quarter-hour points about 5.3 KB (six). The model's bands, kept so that the next days that
+//! keep the model need no backtest, are one string attribute `bands` ([`Bands::to_stored`],
+//! about 0.6 KB for half-hourly slots).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use meter_core::forecast::{BillProjection, ForecastPoint, ModelKind, StoredForecast};
+use meter_core::forecast::{Bands, BillProjection, ForecastPoint, ModelKind, StoredForecast};
 use meter_core::ports::ForecastStore;
 use meter_core::{Energy, MeterId, StoreError, Timestamp};
 
@@ -75,6 +77,9 @@ fn encode(fc: &StoredForecast, retention_days: u32) -> Result<Item, StoreError> 
         item.insert("bill_amount".into(), f("bill_amount", bill.amount)?);
         item.insert("bill_currency".into(), s(bill.currency.as_str()));
     }
+    if let Some(bands) = &fc.bands {
+        item.insert("bands".into(), s(bands.to_stored()));
+    }
     Ok(item)
 }
 
@@ -131,6 +136,14 @@ fn decode(item: &Item, table: &str) -> Result<StoredForecast, StoreError> {
         month_to_date: Energy::from_mwh(fields.n("month_to_date")?),
         rest_of_month: Energy::from_mwh(fields.n("rest_of_month")?),
         projected_bill: bill,
+        bands: match fields.opt_s("bands")? {
+            None => None,
+            Some(text) => Some(Bands::from_stored(text).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "table {table}: attribute `bands` is not [[lo...],[hi...]] in mWh"
+                ))
+            })?),
+        },
     })
 }
 
@@ -192,7 +205,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_forecast_round_trips_through_its_item_with_its_bill() {
+    fn a_forecast_round_trips_through_its_item_with_its_bill_and_bands() {
         let mut fc = StoredForecast {
             meter_id: MeterId::parse("m-1").unwrap(),
             issued_at: Timestamp::from_millis(1_764_000_000_000),
@@ -207,6 +220,7 @@ mod tests {
             month_to_date: Energy::from_mwh(6_000),
             rest_of_month: Energy::from_mwh(7_000),
             projected_bill: None,
+            bands: None,
         };
         let item = encode(&fc, 90).unwrap();
         assert_eq!(item.get("sk"), Some(&s("001764000000000")));
@@ -220,5 +234,10 @@ mod tests {
             currency: "AUD".into(),
         });
         assert_eq!(decode(&encode(&fc, 90).unwrap(), "t").unwrap(), fc);
+        fc.bands = Some(Bands::from_mwh(&[-5, -1], &[3, 9]));
+        assert_eq!(decode(&encode(&fc, 90).unwrap(), "t").unwrap(), fc);
+        let mut broken = encode(&fc, 90).unwrap();
+        broken.insert("bands".into(), s("[[1],[2,3]]"));
+        assert!(matches!(decode(&broken, "t"), Err(StoreError::Corrupt(_))));
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use meter_core::forecast::{BillProjection, ForecastPoint, ModelKind, StoredForecast};
+use meter_core::forecast::{Bands, BillProjection, ForecastPoint, ModelKind, StoredForecast};
 use meter_core::ports::{ForecastStore, StoreError};
 use meter_core::{Energy, MeterId, Timestamp};
 use rusqlite::{params, OptionalExtension, Row};
@@ -25,7 +25,7 @@ impl SqliteForecastStore {
 }
 
 const COLUMNS: &str = "issued_at, model, points, next_day, month_to_date, rest_of_month, \
-     bill_amount, bill_currency";
+     bill_amount, bill_currency, bands";
 
 fn encode_points(points: &[ForecastPoint]) -> String {
     let rows: Vec<[i64; 4]> = points
@@ -51,6 +51,7 @@ fn decode(
         (row.get(3)?, row.get(4)?, row.get(5)?);
     let bill_amount: Option<f64> = row.get(6)?;
     let bill_currency: Option<String> = row.get(7)?;
+    let bands: Option<String> = row.get(8)?;
     Ok((|| {
         let rows: Vec<[i64; 4]> =
             serde_json::from_str(&points).map_err(|_| corrupt("forecast points", &points))?;
@@ -74,6 +75,12 @@ fn decode(
                 (Some(amount), Some(currency)) => Some(BillProjection { amount, currency }),
                 _ => None,
             },
+            bands: match bands {
+                None => None,
+                Some(text) => Some(
+                    Bands::from_stored(&text).ok_or_else(|| corrupt("forecast bands", &text))?,
+                ),
+            },
         })
     })())
 }
@@ -87,7 +94,7 @@ impl ForecastStore for SqliteForecastStore {
             let mut stmt = tx
                 .prepare_cached(&format!(
                     "INSERT OR REPLACE INTO forecasts (meter_id, {COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
                 ))
                 .map_err(sql)?;
             for f in forecasts {
@@ -102,6 +109,7 @@ impl ForecastStore for SqliteForecastStore {
                     f.rest_of_month.mwh(),
                     bill.map(|b| b.amount),
                     bill.map(|b| b.currency.as_str()),
+                    f.bands.as_ref().map(Bands::to_stored),
                 ])
                 .map_err(sql)?;
             }
@@ -140,5 +148,57 @@ impl ForecastStore for SqliteForecastStore {
         })
         .map_err(sql)?
         .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_from_before_stored_bands_gains_the_column_and_keeps_its_forecasts() {
+        let path = std::env::temp_dir().join(format!(
+            "meterflow-forecast-migration-{}.db",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        {
+            // The forecasts table as it was created before bands were kept.
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE forecasts (
+                    meter_id TEXT NOT NULL, issued_at INTEGER NOT NULL, model TEXT NOT NULL,
+                    points TEXT NOT NULL, next_day INTEGER NOT NULL,
+                    month_to_date INTEGER NOT NULL, rest_of_month INTEGER NOT NULL,
+                    bill_amount REAL, bill_currency TEXT,
+                    PRIMARY KEY (meter_id, issued_at)) WITHOUT ROWID;
+                 INSERT INTO forecasts VALUES ('m-1', 1000, 'ridge', '[[1900000,1,2,3]]',
+                    5, 6, 7, NULL, NULL);",
+            )
+            .unwrap();
+        }
+        let db = Arc::new(SqliteDb::open(&path).unwrap());
+        let store = SqliteForecastStore::new(db.clone());
+        let m = MeterId::parse("m-1").unwrap();
+        let old = store.latest(&m).await.unwrap().unwrap();
+        assert_eq!(old.model, ModelKind::Ridge);
+        assert_eq!(old.bands, None);
+        let mut new = old.clone();
+        new.issued_at = Timestamp::from_millis(2_000);
+        new.bands = Some(Bands::from_mwh(&[-3, -2], &[4, 5]));
+        store.put(std::slice::from_ref(&new)).await.unwrap();
+        assert_eq!(store.latest(&m).await.unwrap(), Some(new));
+        drop(store);
+        drop(db);
+        // Opening again finds the column there and adds nothing.
+        let db = Arc::new(SqliteDb::open(&path).unwrap());
+        assert!(SqliteForecastStore::new(db)
+            .get(&m, old.issued_at)
+            .await
+            .unwrap()
+            .is_some());
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS forecasts (
     rest_of_month INTEGER NOT NULL,
     bill_amount   REAL,
     bill_currency TEXT,
+    bands         TEXT,
     PRIMARY KEY (meter_id, issued_at)
 ) WITHOUT ROWID;
 
@@ -253,6 +254,7 @@ impl SqliteDb {
             true,
         )?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             conn: Mutex::new(conn),
@@ -318,6 +320,18 @@ impl SqliteDb {
             .lock()
             .map_err(|_| StoreError::Corrupt("SQLite connection lock poisoned".into()))
     }
+}
+
+/// Brings a database made by an earlier version up to [`SCHEMA`]: `CREATE TABLE IF NOT EXISTS`
+/// leaves an existing table as it was, so columns added since are added here.
+fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let has_bands: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('forecasts') WHERE name = 'bands'")?
+        .exists([])?;
+    if !has_bands {
+        conn.execute_batch("ALTER TABLE forecasts ADD COLUMN bands TEXT")?;
+    }
+    Ok(())
 }
 
 /// The transaction around one adapter write: its own when none is open, or the caller's

@@ -25,7 +25,7 @@ use chrono_tz::Tz;
 pub use grid::{Calendar, Grid, Seasons};
 pub use models::{point_forecast, ModelError, ModelKind};
 pub use select::{select, Bands, SelectConfig, Selection};
-pub use stored::{shard_of, ForecastPoint, IssueConfig, IssueError, StoredForecast};
+pub use stored::{shard_of, ForecastPoint, IssueConfig, IssueError, Kept, StoredForecast};
 
 use crate::types::Timestamp;
 

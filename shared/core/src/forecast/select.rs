@@ -63,6 +63,50 @@ pub struct Bands {
 }
 
 impl Bands {
+    /// The offsets in whole mWh (`lo`, `hi`), as the forecast stores keep them.
+    pub fn to_mwh(&self) -> (Vec<i64>, Vec<i64>) {
+        let mwh = |v: &[f64]| -> Vec<i64> {
+            v.iter()
+                .map(|x| {
+                    if x.is_finite() {
+                        (x * 1e6).round() as i64
+                    } else {
+                        0
+                    }
+                })
+                .collect()
+        };
+        (mwh(&self.lo), mwh(&self.hi))
+    }
+
+    /// Bands from offsets in whole mWh.
+    pub fn from_mwh(lo: &[i64], hi: &[i64]) -> Self {
+        let kwh = |v: &[i64]| -> Vec<f64> { v.iter().map(|&x| x as f64 / 1e6).collect() };
+        Self {
+            lo: kwh(lo),
+            hi: kwh(hi),
+        }
+    }
+
+    /// The stored form, shared by the forecast stores: `[[lo...],[hi...]]` in whole mWh, about
+    /// 0.6 KB for half-hourly slots.
+    pub fn to_stored(&self) -> String {
+        let (lo, hi) = self.to_mwh();
+        serde_json::json!([lo, hi]).to_string()
+    }
+
+    /// Parses [`Bands::to_stored`]; `None` if it is not that form.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        let (lo, hi): (Vec<i64>, Vec<i64>) = serde_json::from_str(text).ok()?;
+        (lo.len() == hi.len()).then(|| Self::from_mwh(&lo, &hi))
+    }
+
+    /// These bands rounded to whole mWh, exactly as a store gives them back.
+    pub fn quantized(&self) -> Self {
+        let (lo, hi) = self.to_mwh();
+        Self::from_mwh(&lo, &hi)
+    }
+
     /// No spread at all (nothing to calibrate on).
     pub fn zero(day: usize) -> Self {
         Self {

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 
 use super::grid::Grid;
 use super::models::ModelKind;
-use super::select::{select, SelectConfig};
+use super::select::{select, Bands, SelectConfig, Selection};
 use super::{forecast_meter, BillProjection, BillProjector, MeterForecast};
 use crate::energy::{interval_between, IntervalKind, RegisterPolicy};
 use crate::types::{Energy, MeterId, Reading, Timestamp, DAY_MS};
@@ -49,6 +49,35 @@ pub struct StoredForecast {
     /// [`BillProjector`]; the `forecast` function passes [`super::NoTariff`] today, and a
     /// tariff-aware projector (looking up [`crate::MeterInfo::tariff_id`]) fills this in.
     pub projected_bill: Option<BillProjection>,
+    /// The model's P10/P90 offsets by slot of day (whole mWh), from its latest backtest: the
+    /// next issues that keep the model reuse them instead of backtesting again. `None` in
+    /// forecasts stored before they were kept.
+    pub bands: Option<Bands>,
+}
+
+/// What a meter's latest forecast hands to the next issue on a day that keeps its model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    /// The model to keep.
+    pub model: ModelKind,
+    /// Its bands, if the forecast kept them.
+    pub bands: Option<Bands>,
+}
+
+impl Kept {
+    /// The model and bands of a stored forecast.
+    pub fn of(forecast: &StoredForecast) -> Self {
+        Self {
+            model: forecast.model,
+            bands: forecast.bands.clone(),
+        }
+    }
+}
+
+impl From<ModelKind> for Kept {
+    fn from(model: ModelKind) -> Self {
+        Self { model, bands: None }
+    }
 }
 
 /// Why a forecast could not be turned into its stored form.
@@ -87,6 +116,7 @@ impl StoredForecast {
             month_to_date: energy(f.month_to_date_kwh)?,
             rest_of_month: energy(f.rest_of_month_kwh)?,
             projected_bill: f.bill.clone(),
+            bands: None,
         })
     }
 }
@@ -152,8 +182,9 @@ pub struct IssueConfig {
     /// How the model is chosen on a re-selection day.
     pub select: SelectConfig,
     /// Every meter is re-selected once in this many days, on its own day (spread by
-    /// [`shard_of`]); in between, the model of its latest forecast is kept and only its bands
-    /// are recalibrated, which costs one candidate's backtest instead of all of them.
+    /// [`shard_of`]); in between, the model of its latest forecast is kept with the bands that
+    /// forecast stored, so no backtest runs at all (a forecast without stored bands costs one
+    /// candidate's backtest instead of all of them).
     pub reselect_every_days: u32,
     /// A meter whose latest reading is older than this at the issue time is not forecast.
     pub max_silence_ms: i64,
@@ -203,14 +234,14 @@ pub fn is_reselection_day(meter: &MeterId, issued_at: Timestamp, every: u32) -> 
 
 /// Issues `meter`'s forecast at `issued_at` from `readings` (sorted, all at or before
 /// `issued_at`; later ones are ignored so that no forecast ever sees them). `previous` is the
-/// model of the meter's latest stored forecast, kept unless today is its re-selection day or it
-/// is not one of the candidates (a short history's fallback).
+/// model (and bands) of the meter's latest stored forecast, kept unless today is its
+/// re-selection day or it is not one of the candidates (a short history's fallback).
 pub fn issue(
     meter: &MeterId,
     tz: Tz,
     readings: &[Reading],
     issued_at: Timestamp,
-    previous: Option<ModelKind>,
+    previous: Option<Kept>,
     cfg: &IssueConfig,
     bill: &dyn BillProjector,
 ) -> Result<StoredForecast, IssueError> {
@@ -236,24 +267,56 @@ pub fn issue(
     let issue = grid.values.len();
     // A model kept from a short history's fallback (not a candidate) is never kept: the meter
     // may have outgrown it, so it is re-selected until a candidate wins.
-    let select_cfg = match previous {
-        Some(model)
-            if cfg.select.candidates.contains(&model)
-                && !is_reselection_day(meter, issued_at, cfg.reselect_every_days) =>
-        {
-            SelectConfig {
-                candidates: vec![model],
-                ..cfg.select.clone()
-            }
-        }
-        _ => cfg.select.clone(),
-    };
-    let selection = select(&grid.values, &grid.calendar, &select_cfg);
+    let kept = previous.filter(|k| {
+        cfg.select.candidates.contains(&k.model)
+            && !is_reselection_day(meter, issued_at, cfg.reselect_every_days)
+    });
     let horizon = usize::try_from(cfg.horizon_ms / interval)
         .unwrap_or(1)
         .max(1);
+    let day = grid.calendar.seasons.day;
+    // A kept model with its stored bands needs no backtest: it is fitted once, for the
+    // forecast itself. Bands of another interval, or a model that cannot forecast this history
+    // any more, go through the backtest below instead.
+    if let Some(Kept {
+        model,
+        bands: Some(bands),
+    }) = &kept
+    {
+        if bands.lo.len() == day && bands.hi.len() == day {
+            let selection = Selection {
+                model: *model,
+                bands: bands.clone(),
+                candidates: Vec::new(),
+                fallback: None,
+                origins: 0,
+            };
+            if let Ok(f) = forecast_meter(&grid, issue, &selection, horizon, tz, bill) {
+                return stored_form(meter, &f, issued_at, &selection);
+            }
+        }
+    }
+    let select_cfg = match &kept {
+        Some(k) => SelectConfig {
+            candidates: vec![k.model],
+            ..cfg.select.clone()
+        },
+        None => cfg.select.clone(),
+    };
+    let selection = select(&grid.values, &grid.calendar, &select_cfg);
     let f = forecast_meter(&grid, issue, &selection, horizon, tz, bill)?;
-    let mut stored = StoredForecast::from_forecast(meter.clone(), &f)?;
+    stored_form(meter, &f, issued_at, &selection)
+}
+
+/// The stored form of a forecast issued at `issued_at`, with the bands it was issued with.
+fn stored_form(
+    meter: &MeterId,
+    f: &MeterForecast,
+    issued_at: Timestamp,
+    selection: &Selection,
+) -> Result<StoredForecast, IssueError> {
+    let mut stored = StoredForecast::from_forecast(meter.clone(), f)?;
+    stored.bands = Some(selection.bands_of(f.model).quantized());
     // Keyed by the run's issue time, not the meter's phase, so re-running the same issue
     // replaces the same forecast whatever arrived in between.
     stored.issued_at = issued_at;
@@ -428,7 +491,7 @@ mod tests {
             Tz::UTC,
             &all,
             quiet,
-            Some(ModelKind::Persistence7),
+            Some(ModelKind::Persistence7.into()),
             &cfg,
             &NoTariff,
         )
@@ -440,11 +503,60 @@ mod tests {
             Tz::UTC,
             &all,
             quiet,
-            Some(ModelKind::LastValue),
+            Some(ModelKind::LastValue.into()),
             &cfg,
             &NoTariff,
         )
         .unwrap();
         assert_ne!(regrown.model, ModelKind::LastValue);
+    }
+
+    #[test]
+    fn a_kept_model_reuses_its_stored_bands_and_ones_of_another_interval_are_recalibrated() {
+        let all = readings(40, 3);
+        let cfg = IssueConfig::default();
+        let m = meter("m-1");
+        let days: Vec<Timestamp> = (30..37)
+            .map(|d| Timestamp::from_millis(T0 + d * 86_400_000))
+            .collect();
+        let quiet = *days
+            .iter()
+            .find(|&&t| !is_reselection_day(&m, t, cfg.reselect_every_days))
+            .unwrap();
+        let chosen = issue(&m, Tz::UTC, &all, quiet, None, &cfg, &NoTariff).unwrap();
+        let bands = chosen
+            .bands
+            .clone()
+            .expect("an issued forecast keeps its bands");
+        assert_eq!(bands.lo.len(), 48);
+        assert_eq!(bands, bands.quantized(), "stored bands are whole mWh");
+
+        // Kept with bands unlike any backtest's: they are used as they are.
+        let planted = Bands::from_mwh(&[-1_000; 48], &[2_000; 48]);
+        let kept = Kept {
+            model: chosen.model,
+            bands: Some(planted.clone()),
+        };
+        let reused = issue(&m, Tz::UTC, &all, quiet, Some(kept), &cfg, &NoTariff).unwrap();
+        assert_eq!(reused.model, chosen.model);
+        assert_eq!(reused.bands, Some(planted));
+        assert_eq!(reused.points.len(), chosen.points.len());
+        for (a, b) in reused.points.iter().zip(&chosen.points) {
+            assert_eq!(a.p50, b.p50, "the same model gives the same point forecast");
+        }
+        let p = &reused.points[0];
+        assert!(p.p90.mwh() - p.p50.mwh() <= 2_000 && p.p50.mwh() - p.p10.mwh() <= 1_000);
+
+        // Bands of another interval (96 quarter-hour slots) are recalibrated by backtest.
+        let other = Kept {
+            model: chosen.model,
+            bands: Some(Bands::from_mwh(&[-1_000; 96], &[2_000; 96])),
+        };
+        let recalibrated = issue(&m, Tz::UTC, &all, quiet, Some(other), &cfg, &NoTariff).unwrap();
+        assert_eq!(recalibrated.bands.as_ref().map(|b| b.lo.len()), Some(48));
+        assert_ne!(
+            recalibrated.bands,
+            Some(Bands::from_mwh(&[-1_000; 48], &[2_000; 48]))
+        );
     }
 }
