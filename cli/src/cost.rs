@@ -38,6 +38,13 @@ pub struct CostArgs {
     /// Assumed milliseconds per DynamoDB request as seen from Lambda (not measured here).
     #[arg(long, default_value_t = 6.0)]
     pub dynamodb_ms: f64,
+    /// Days of readings the daily forecast run reads per meter (FORECAST_HISTORY_DAYS; 0: no
+    /// forecast run).
+    #[arg(long, default_value_t = 60.0)]
+    pub forecast_days: f64,
+    /// Days of readings the daily anomaly scan reads per meter (SCAN_HISTORY_DAYS; 0: no scan).
+    #[arg(long, default_value_t = 35.0)]
+    pub scan_days: f64,
     /// A price table (TOML, the fields of infra/prices-us-east-1.toml) instead of the embedded one.
     #[arg(long)]
     pub prices: Option<PathBuf>,
@@ -97,6 +104,16 @@ fn scenario(args: &CostArgs) -> anyhow::Result<Scenario> {
     s.reading_retention_days = args.retention_days;
     s.aggregate_months = args.aggregate_months;
     s.dynamodb_ms_per_request = args.dynamodb_ms;
+    for (flag, days) in [
+        ("--forecast-days", args.forecast_days),
+        ("--scan-days", args.scan_days),
+    ] {
+        if !(days.is_finite() && (0.0..=400.0).contains(&days)) {
+            bail!("{flag} {days}: expected 0 to 400 days");
+        }
+    }
+    s.forecast_history_days = args.forecast_days;
+    s.scan_history_days = args.scan_days;
     Ok(s)
 }
 
@@ -190,10 +207,38 @@ mod tests {
             retention_days: 400.0,
             aggregate_months: 12.0,
             dynamodb_ms: 6.0,
+            forecast_days: 60.0,
+            scan_days: 35.0,
             prices: None,
             json: true,
         };
         assert!(scenario(&args(4)).is_ok());
         assert!(scenario(&args(5)).is_err());
+    }
+
+    #[test]
+    fn history_windows_outside_zero_to_400_days_are_refused() {
+        let args = |forecast_days, scan_days| CostArgs {
+            meters: 10,
+            interval: "15m".into(),
+            batch: 1,
+            basic_ingest: false,
+            connection: "persistent".into(),
+            retention_days: 400.0,
+            aggregate_months: 12.0,
+            dynamodb_ms: 6.0,
+            forecast_days,
+            scan_days,
+            prices: None,
+            json: true,
+        };
+        let off = scenario(&args(0.0, 0.0)).unwrap();
+        assert_eq!(
+            (off.forecast_history_days, off.scan_history_days),
+            (0.0, 0.0)
+        );
+        assert!(scenario(&args(401.0, 35.0)).is_err());
+        assert!(scenario(&args(60.0, -1.0)).is_err());
+        assert!(scenario(&args(f64::NAN, 35.0)).is_err());
     }
 }

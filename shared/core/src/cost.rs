@@ -182,6 +182,30 @@ pub struct Scenario {
     pub log_bytes_per_invocation: f64,
     /// Assumption: SMS alerts per meter per month (the alerts function is a later issue).
     pub sms_per_meter_month: f64,
+    /// Days of readings the daily forecast run reads per meter (`FORECAST_HISTORY_DAYS`; 0:
+    /// no forecast run).
+    pub forecast_history_days: f64,
+    /// Days of readings the daily anomaly scan reads per meter (`SCAN_HISTORY_DAYS`; 0: no
+    /// scan).
+    pub scan_history_days: f64,
+    /// Measured: CPU milliseconds of one meter's daily forecast at half-hourly readings
+    /// (`meterflow bench forecast-run`, 2026-11-26: ~450 meters/s on the six days a week that
+    /// keep the model, ~135 on its re-selection day); scaled by the interval's slots per day.
+    pub forecast_ms_per_meter: f64,
+    /// Measured: milliseconds of one meter's daily scan at half-hourly readings over 35 days
+    /// (`meterflow scan` on the shared SGSC file, 2026-11-26: 0.15 s for 50 meters, reads
+    /// included); scaled by slots per day and history days.
+    pub scan_ms_per_meter: f64,
+    /// Memory of the forecast and anomaly-scan functions, MB (the template's `MemorySize`).
+    pub scheduled_memory_mb: f64,
+    /// Meters whose history a shard reads at once (the functions' read concurrency): the
+    /// DynamoDB waits of one meter overlap with the others'.
+    pub scheduled_read_concurrency: f64,
+    /// Assumption: bytes of one reading item as a history query reads it (the readings
+    /// table's item without its seq guard).
+    pub history_bytes_per_reading: f64,
+    /// Days forecasts are kept (`FORECAST_RETENTION_DAYS`).
+    pub forecast_retention_days: f64,
 }
 
 impl Scenario {
@@ -201,6 +225,14 @@ impl Scenario {
             domain_us_per_reading: 8.5,
             log_bytes_per_invocation: 800.0,
             sms_per_meter_month: 0.01,
+            forecast_history_days: 60.0,
+            scan_history_days: 35.0,
+            forecast_ms_per_meter: 3.0,
+            scan_ms_per_meter: 3.0,
+            scheduled_memory_mb: 1769.0,
+            scheduled_read_concurrency: 8.0,
+            history_bytes_per_reading: 230.0,
+            forecast_retention_days: 90.0,
         }
     }
 }
@@ -228,6 +260,15 @@ pub struct Usage {
     pub dynamodb_gb: f64,
     /// CloudWatch Logs ingested per month, GB.
     pub log_gb: f64,
+    /// Read request units of the daily forecast and scan runs per month (history queries and
+    /// the latest forecast).
+    pub scheduled_read_units: f64,
+    /// Write request units of the forecast run per month.
+    pub scheduled_write_units: f64,
+    /// Lambda GB-seconds of the forecast and scan runs per month.
+    pub scheduled_gb_seconds: f64,
+    /// Forecast table storage at steady state, GB.
+    pub forecast_gb: f64,
 }
 
 /// The model's answer: USD per month by service, total and per meter.
@@ -279,6 +320,7 @@ pub fn estimate(prices: &Prices, scenario: &Scenario) -> Estimate {
     let dynamodb_gb = (reading_bytes + aggregate_bytes) / GB;
     let log_gb = messages * s.log_bytes_per_invocation / GB;
     let sms = meters * s.sms_per_meter_month;
+    let runs = scheduled_runs(s);
 
     let per_million = |count: f64, price: f64| count / 1e6 * price;
     let p = prices;
@@ -340,6 +382,18 @@ pub fn estimate(prices: &Prices, scenario: &Scenario) -> Estimate {
         6.0 * p.cloudwatch_alarm_metric_per_month + 2.0 * p.cloudwatch_custom_metric_per_month,
     );
     line("kms", p.kms_key_per_month);
+    let run_cost = |r: &RunWork| {
+        r.gb_seconds * p.lambda_arm64_per_gb_second
+            + per_million(r.read_units, p.dynamodb_read_units_per_million)
+            + per_million(r.write_units, p.dynamodb_write_units_per_million)
+            + per_million(r.invocations, p.lambda_requests_per_million)
+    };
+    line("forecast_run", run_cost(&runs.forecast));
+    line("anomaly_scan_run", run_cost(&runs.scan));
+    line(
+        "forecast_storage",
+        runs.forecast_gb * (p.dynamodb_storage_per_gb_month + p.dynamodb_pitr_per_gb_month),
+    );
 
     let usd_per_month: f64 = by_service.values().sum();
     Estimate {
@@ -357,6 +411,10 @@ pub fn estimate(prices: &Prices, scenario: &Scenario) -> Estimate {
             read_units,
             dynamodb_gb,
             log_gb,
+            scheduled_read_units: runs.forecast.read_units + runs.scan.read_units,
+            scheduled_write_units: runs.forecast.write_units + runs.scan.write_units,
+            scheduled_gb_seconds: runs.forecast.gb_seconds + runs.scan.gb_seconds,
+            forecast_gb: runs.forecast_gb,
         },
         by_service,
         usd_per_month,
@@ -365,6 +423,87 @@ pub fn estimate(prices: &Prices, scenario: &Scenario) -> Estimate {
         } else {
             0.0
         },
+    }
+}
+
+/// One scheduled run's monthly work.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct RunWork {
+    read_units: f64,
+    write_units: f64,
+    gb_seconds: f64,
+    invocations: f64,
+}
+
+/// The daily forecast run and anomaly scan, per month.
+struct Runs {
+    forecast: RunWork,
+    scan: RunWork,
+    forecast_gb: f64,
+}
+
+/// What the daily forecast run and anomaly scan cost in requests and Lambda time: each reads
+/// every meter's history window once a day with strongly consistent queries (1 MB pages, one
+/// read unit per 4 KB), waits for them alongside `scheduled_read_concurrency` other meters, and
+/// computes; the forecast run also reads the meter's latest forecast and writes one item (48 h
+/// of points and the bands by slot of day). Shards each page through the registry too, about
+/// 150 bytes a meter per shard: at 1M meters and 100 shards 0.5 USD a day, left out here.
+fn scheduled_runs(s: &Scenario) -> Runs {
+    let meters = s.meters as f64;
+    let slots_per_day = 24.0 * 60.0 / s.interval_minutes;
+    // The measured milliseconds are for half-hourly meters (48 slots a day).
+    let slot_scale = slots_per_day / 48.0;
+    let history = |days: f64| -> (f64, f64) {
+        let bytes = days * slots_per_day * s.history_bytes_per_reading;
+        let read_units = (bytes / 4096.0).ceil();
+        let pages = (bytes / (1024.0 * 1024.0)).ceil();
+        (read_units, pages)
+    };
+    let run = |days: f64, cpu_ms: f64, extra_reads: f64, writes: f64, extra_requests: f64| {
+        if days <= 0.0 {
+            return RunWork::default();
+        }
+        let (read_units, pages) = history(days);
+        let wait_ms = (pages + extra_requests) * s.dynamodb_ms_per_request
+            / s.scheduled_read_concurrency.max(1.0);
+        let per_day = meters;
+        RunWork {
+            read_units: per_day * (read_units + extra_reads) * DAYS_PER_MONTH,
+            write_units: per_day * writes * DAYS_PER_MONTH,
+            gb_seconds: per_day * (cpu_ms + wait_ms) / 1000.0 * s.scheduled_memory_mb / 1024.0
+                * DAYS_PER_MONTH,
+            // One invocation a day per shard of 10,000 meters.
+            invocations: meters / 10_000.0 * DAYS_PER_MONTH,
+        }
+    };
+    // A forecast item: 48 h of [target, p10, p50, p90] (~28 bytes a point), the bands (~13
+    // bytes a slot of day) and ~300 bytes of the rest.
+    let forecast_bytes = 2.0 * slots_per_day * 28.0 + slots_per_day * 13.0 + 300.0;
+    let forecast_writes = (forecast_bytes / 1024.0).ceil();
+    let latest_reads = (forecast_bytes / 4096.0).ceil();
+    let forecast = run(
+        s.forecast_history_days,
+        s.forecast_ms_per_meter * slot_scale,
+        latest_reads,
+        forecast_writes,
+        2.0,
+    );
+    let scan = run(
+        s.scan_history_days,
+        s.scan_ms_per_meter * slot_scale * s.scan_history_days / 35.0,
+        0.0,
+        0.0,
+        1.0,
+    );
+    let forecast_gb = if s.forecast_history_days > 0.0 {
+        meters * s.forecast_retention_days * (forecast_bytes + ITEM_OVERHEAD_BYTES) / GB
+    } else {
+        0.0
+    };
+    Runs {
+        forecast,
+        scan,
+        forecast_gb,
     }
 }
 
@@ -442,6 +581,40 @@ mod tests {
         let sum: f64 = e.by_service.values().sum();
         assert!((e.usd_per_month - sum).abs() < 1e-9);
         assert!((e.usd_per_meter_month - sum / 1000.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_daily_runs_read_each_meters_history_window_once_a_day() {
+        // 1,000 quarter-hour meters: 60 days × 96 readings × 230 bytes = 1,324,800 bytes,
+        // 324 read units and 2 pages a meter; its forecast item 6,924 bytes: 7 write units,
+        // and 2 read units for the latest forecast.
+        let s = Scenario::new(1000, 15.0, work());
+        let e = estimate(&prices(), &s);
+        let scan_units = (35.0f64 * 96.0 * 230.0 / 4096.0).ceil();
+        let want_reads = 1000.0 * DAYS_PER_MONTH * (324.0 + 2.0 + scan_units);
+        assert!((e.usage.scheduled_read_units - want_reads).abs() < 1e-6);
+        assert!((e.usage.scheduled_write_units - 7_000.0 * DAYS_PER_MONTH).abs() < 1e-6);
+        // Forecast: 3 ms × 2 (96 slots, not 48) + (2 pages + 2 requests) × 6 ms / 8 = 9 ms.
+        let forecast_gbs = 1000.0 * 0.009 * 1769.0 / 1024.0 * DAYS_PER_MONTH;
+        let forecast_usd = forecast_gbs * 0.00001
+            + 1000.0 * DAYS_PER_MONTH * 326.0 / 1e6 * 0.1
+            + 7_000.0 * DAYS_PER_MONTH / 1e6 * 1.0
+            + 0.1 * DAYS_PER_MONTH / 1e6 * 0.2;
+        let got = e.by_service["forecast_run"];
+        assert!((got - forecast_usd).abs() < 1e-9, "{got} != {forecast_usd}");
+        assert!(e.by_service["anomaly_scan_run"] > 0.0);
+        assert!(e.by_service["forecast_storage"] > 0.0);
+    }
+
+    #[test]
+    fn a_fleet_without_forecasts_or_scans_pays_nothing_for_them() {
+        let mut s = Scenario::new(1000, 15.0, work());
+        s.forecast_history_days = 0.0;
+        s.scan_history_days = 0.0;
+        let e = estimate(&prices(), &s);
+        for line in ["forecast_run", "anomaly_scan_run", "forecast_storage"] {
+            assert_eq!(e.by_service[line], 0.0, "{line}");
+        }
     }
 
     #[test]
