@@ -383,16 +383,34 @@ struct Allowed {
     condition: Option<String>,
 }
 
-/// The Allow statements of a function's `Policies`, an `!If [cond, stmt, AWS::NoValue]`
-/// contributing its statement under `cond`.
-fn allowed(function: &Yaml) -> Vec<Allowed> {
+/// Statement ids every function role carries besides its adapters' calls: the runtime's log
+/// lines and the on-failure destination (checked by their own test).
+const RUNTIME_SIDS: [&str; 2] = ["Logs", "FailureDestination"];
+
+/// The role resource a function runs as (`Role: !GetAtt XRole.Arn`).
+fn role_of<'a>(t: &'a Yaml, function: &Yaml) -> &'a Yaml {
+    let arn = function["Properties"]["Role"]
+        .as_str()
+        .expect("every function names its own role (Role: !GetAtt XRole.Arn)");
+    let name = arn
+        .strip_suffix(".Arn")
+        .unwrap_or_else(|| panic!("Role {arn} is not a role resource's ARN"));
+    let role = &t["Resources"][name];
+    assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{name}");
+    role
+}
+
+/// Every Allow statement of a function's role, with its `Sid`; an `!If [cond, stmt,
+/// AWS::NoValue]` contributes its statement under `cond`.
+fn role_statements(t: &Yaml, function: &Yaml) -> Vec<(Option<String>, Allowed)> {
+    let role = role_of(t, function);
+    assert!(
+        role["Properties"]["ManagedPolicyArns"].is_badvalue(),
+        "no managed policies: they grant more than the function calls"
+    );
     let mut out = Vec::new();
-    for policy in list(&function["Properties"]["Policies"]) {
-        assert!(
-            policy.as_hash().is_some(),
-            "every policy is an inline document, not a managed or SAM template policy: {policy:?}"
-        );
-        for stmt in list(&policy["Statement"]) {
+    for policy in list(&role["Properties"]["Policies"]) {
+        for stmt in list(&policy["PolicyDocument"]["Statement"]) {
             let (stmt, condition) = match stmt {
                 Yaml::Array(parts) if parts.len() == 3 => {
                     let cond = parts[0].as_str().unwrap().to_owned();
@@ -408,14 +426,27 @@ fn allowed(function: &Yaml) -> Vec<Allowed> {
                     .map(|v| v.as_str().unwrap().to_owned())
                     .collect()
             };
-            out.push(Allowed {
-                actions: strings(&stmt["Action"]),
-                resources: strings(&stmt["Resource"]),
-                condition,
-            });
+            out.push((
+                stmt["Sid"].as_str().map(str::to_owned),
+                Allowed {
+                    actions: strings(&stmt["Action"]),
+                    resources: strings(&stmt["Resource"]),
+                    condition,
+                },
+            ));
         }
     }
     out
+}
+
+/// The Allow statements of a function's role for what its code calls (the runtime's own
+/// statements, [`RUNTIME_SIDS`], left out).
+fn allowed(t: &Yaml, function: &Yaml) -> Vec<Allowed> {
+    role_statements(t, function)
+        .into_iter()
+        .filter(|(sid, _)| !sid.as_deref().is_some_and(|s| RUNTIME_SIDS.contains(&s)))
+        .map(|(_, a)| a)
+        .collect()
 }
 
 /// The function's environment: variable → value as written (a `!Ref X` reads as `X`).
@@ -541,7 +572,7 @@ fn the_ingest_role_allows_exactly_the_dynamodb_actions_its_adapters_send_on_each
 
     let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut conditional: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for stmt in allowed(ingest) {
+    for stmt in allowed(&t, ingest) {
         for action in &stmt.actions {
             assert!(!action.contains('*'), "wildcard action {action}");
             assert!(
@@ -692,7 +723,7 @@ fn assert_sharded_role(krate: &str, sends: &[(&str, &str, &str)]) {
         Some(format!("{queue}.Arn").as_str())
     );
     let mut granted = BTreeSet::new();
-    for stmt in allowed(f) {
+    for stmt in allowed(&t, f) {
         assert_eq!(stmt.condition, None);
         for action in &stmt.actions {
             assert!(!action.contains('*'), "wildcard action {action}");
@@ -702,6 +733,46 @@ fn assert_sharded_role(krate: &str, sends: &[(&str, &str, &str)]) {
         }
     }
     assert_eq!(granted, expected, "{krate}");
+}
+
+#[test]
+fn every_function_role_may_log_only_to_its_own_group_and_fail_over_only_to_its_own_queue() {
+    let t = template();
+    for (name, f) in functions(&t) {
+        let log_group = f["Properties"]["LoggingConfig"]["LogGroup"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} logs to a log group of its own"));
+        let failure_queue = f["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]
+            ["Destination"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has an on-failure destination"));
+        let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
+        for (sid, stmt) in role_statements(&t, f) {
+            if sid.as_deref().is_some_and(|s| RUNTIME_SIDS.contains(&s)) {
+                for action in &stmt.actions {
+                    for resource in &stmt.resources {
+                        granted.insert((resource.clone(), action.clone()));
+                    }
+                }
+            }
+        }
+        let expected: BTreeSet<(String, String)> = [
+            (format!("{log_group}.Arn"), "logs:CreateLogStream"),
+            (format!("{log_group}.Arn"), "logs:PutLogEvents"),
+            (failure_queue.to_owned(), "sqs:SendMessage"),
+        ]
+        .into_iter()
+        .map(|(r, a)| (r, a.to_owned()))
+        .collect();
+        assert_eq!(granted, expected, "{name}");
+        // Nothing else names the runtime's actions.
+        for stmt in allowed(&t, f) {
+            assert!(
+                stmt.actions.iter().all(|a| !a.starts_with("logs:")),
+                "{name}: logs actions outside the Logs statement"
+            );
+        }
+    }
 }
 
 #[test]
