@@ -192,41 +192,9 @@ pub enum Response {
     },
 }
 
+use meter_shards::Dispatched;
 /// Why an invocation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// The event is not one this function understands; retrying it cannot help.
-    #[error("bad forecast event: {0}")]
-    BadEvent(String),
-    /// A store or the queue failed; `is_retryable` says whether a retry may help.
-    #[error("forecast run failed; the invocation will be retried")]
-    Store(#[from] StoreError),
-}
-
-impl HandlerError {
-    /// Whether retrying the invocation may help.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::BadEvent(_) => false,
-            Self::Store(e) => e.is_retryable(),
-        }
-    }
-}
-
-#[cfg(feature = "lambda")]
-impl From<HandlerError> for lambda_runtime::Diagnostic {
-    fn from(e: HandlerError) -> Self {
-        let error_type = match &e {
-            HandlerError::BadEvent(_) => "BadEvent",
-            HandlerError::Store(s) if s.is_retryable() => "StoreUnavailable",
-            HandlerError::Store(_) => "StoreRejected",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.into(),
-            error_message: e.to_string(),
-        }
-    }
-}
+pub use meter_shards::HandlerError;
 
 /// Handles one invocation at wall (or simulated) time `now`.
 pub async fn handle(
@@ -234,33 +202,19 @@ pub async fn handle(
     event: &serde_json::Value,
     now: Timestamp,
 ) -> Result<Response, HandlerError> {
-    if meter_shards::is_sqs_event(event) {
-        let failures = meter_shards::each_record(event, |body| async move {
-            let outcome = match parse(&body) {
-                // A coordinator event on the shard queue would fan out again on every delivery.
-                Ok(ForecastEvent::Coordinator { .. }) => Err(HandlerError::BadEvent(
-                    "a coordinator event on the shard queue".into(),
-                )),
-                _ => handle_event(f, &body, now).await.map(drop),
-            };
-            outcome.inspect_err(log_failure)
-        })
-        .await
-        .map_err(HandlerError::BadEvent)?;
-        return Ok(Response::Batch {
+    let outcome = meter_shards::dispatch(
+        event,
+        |e: &ForecastEvent| matches!(e, ForecastEvent::Coordinator { .. }),
+        |text| async move { handle_event(f, &text, now).await },
+        "forecast failed",
+    )
+    .await?;
+    Ok(match outcome {
+        Dispatched::Batch(failures) => Response::Batch {
             batch_item_failures: failures,
-        });
-    }
-    let text = event.to_string();
-    handle_event(f, &text, now).await.inspect_err(log_failure)
-}
-
-fn log_failure(e: &HandlerError) {
-    meter_shards::log_failure(e, e.is_retryable(), "forecast failed");
-}
-
-fn parse(text: &str) -> Result<ForecastEvent, HandlerError> {
-    serde_json::from_str(text).map_err(|e| HandlerError::BadEvent(e.to_string()))
+        },
+        Dispatched::Direct(response) => response,
+    })
 }
 
 /// The run's issue time: the event's, or the hour `now` falls in (so every re-run of the same
@@ -278,7 +232,7 @@ async fn handle_event(
     text: &str,
     now: Timestamp,
 ) -> Result<Response, HandlerError> {
-    match parse(text)? {
+    match meter_shards::parse::<ForecastEvent>(text)? {
         ForecastEvent::Coordinator { shards, issued_at } => {
             check_shards(shards)?;
             let issued_at = issue_time(issued_at, now)?;

@@ -6,12 +6,109 @@
 //! ([`RunTime`]), the shard-count check, reading an SQS event's records and reporting the failed
 //! ones ([`each_record`], [`ItemFailure`]), and logging a failure's whole cause chain. It knows
 //! nothing of AWS clients: the records are plain JSON, so the local stack runs the same code.
+//! [`dispatch`] is the whole invocation: SQS records one by one, or the event directly, with
+//! the shared [`HandlerError`].
 
 use std::future::Future;
 
+use meter_core::ports::StoreError;
 use meter_core::types::HOUR_MS;
 use meter_core::Timestamp;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// Why an invocation of a sharded function failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event is not one this function understands; retrying it cannot help.
+    #[error("bad event: {0}")]
+    BadEvent(String),
+    /// A store or the queue failed; `is_retryable` says whether a retry may help.
+    #[error("the run failed; the invocation will be retried")]
+    Store(#[from] StoreError),
+}
+
+impl HandlerError {
+    /// Whether retrying the invocation may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::BadEvent(_) => false,
+            Self::Store(e) => e.is_retryable(),
+        }
+    }
+}
+
+#[cfg(feature = "lambda")]
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match &e {
+            HandlerError::BadEvent(_) => "BadEvent",
+            HandlerError::Store(s) if s.is_retryable() => "StoreUnavailable",
+            HandlerError::Store(_) => "StoreRejected",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+/// What [`dispatch`] did with an invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Dispatched<R> {
+    /// An SQS event: the records that failed (empty when all succeeded).
+    Batch(Vec<ItemFailure>),
+    /// A coordinator or shard event, handled directly: its answer.
+    Direct(R),
+}
+
+/// Parses a function's own event of type `E` from JSON text.
+pub fn parse<E: DeserializeOwned>(text: &str) -> Result<E, HandlerError> {
+    serde_json::from_str(text).map_err(|e| HandlerError::BadEvent(e.to_string()))
+}
+
+/// Handles one invocation of a sharded function: an SQS event's records one by one (a
+/// coordinator event on the shard queue is refused, since it would fan out again on every
+/// delivery), anything else directly; `run` handles one event's JSON text. Every failure is
+/// logged with its cause chain as `what`.
+pub async fn dispatch<E, R, Fut>(
+    event: &serde_json::Value,
+    is_coordinator: impl Fn(&E) -> bool,
+    run: impl Fn(String) -> Fut,
+    what: &'static str,
+) -> Result<Dispatched<R>, HandlerError>
+where
+    E: DeserializeOwned,
+    Fut: Future<Output = Result<R, HandlerError>>,
+{
+    let log = |e: &HandlerError| log_failure(e, e.is_retryable(), what);
+    if !is_sqs_event(event) {
+        return run(event.to_string())
+            .await
+            .map(Dispatched::Direct)
+            .inspect_err(log);
+    }
+    let failures = each_record(event, |body| {
+        let refused = match parse::<E>(&body) {
+            Ok(e) if is_coordinator(&e) => Some(HandlerError::BadEvent(
+                "a coordinator event on the shard queue".into(),
+            )),
+            _ => None,
+        };
+        let outcome = refused.map(Err);
+        let run = &run;
+        async move {
+            let outcome = match outcome {
+                Some(refused) => refused,
+                None => run(body).await.map(drop),
+            };
+            outcome.inspect_err(log)
+        }
+    })
+    .await
+    .map_err(HandlerError::BadEvent)?;
+    Ok(Dispatched::Batch(failures))
+}
 
 /// A run time in an event: RFC 3339 (`"2026-11-22T14:00:00Z"`) or epoch milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -173,5 +270,46 @@ mod tests {
         let bad = serde_json::json!({"Records": "nope"});
         let outcome = each_record(&bad, |_| async { Ok::<(), ()>(()) }).await;
         assert!(outcome.unwrap_err().starts_with("not an SQS event"));
+    }
+
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "mode", rename_all = "snake_case")]
+    enum Ev {
+        Coordinator,
+        Shard,
+    }
+
+    #[tokio::test]
+    async fn a_coordinator_event_on_the_shard_queue_fails_alone_and_direct_events_answer() {
+        let is_coordinator = |e: &Ev| matches!(e, Ev::Coordinator);
+        let run = |text: String| async move {
+            match parse::<Ev>(&text)? {
+                Ev::Coordinator => Ok("fanned out"),
+                Ev::Shard => Ok("one shard"),
+            }
+        };
+        let direct = serde_json::json!({"mode": "coordinator"});
+        assert_eq!(
+            dispatch(&direct, is_coordinator, run, "test")
+                .await
+                .unwrap(),
+            Dispatched::Direct("fanned out")
+        );
+        let sqs = serde_json::json!({"Records": [
+            {"messageId": "a", "body": "{\"mode\":\"shard\"}"},
+            {"messageId": "b", "body": "{\"mode\":\"coordinator\"}"},
+            {"messageId": "c", "body": "not json"},
+        ]});
+        let Dispatched::Batch(failed) = dispatch(&sqs, is_coordinator, run, "test").await.unwrap()
+        else {
+            panic!("an SQS event is answered with its failed records");
+        };
+        let ids: Vec<&str> = failed.iter().map(|f| f.item_identifier.as_str()).collect();
+        assert_eq!(ids, ["b", "c"]);
+        let bad = serde_json::json!({"mode": "sideways"});
+        assert!(matches!(
+            dispatch(&bad, is_coordinator, run, "test").await,
+            Err(HandlerError::BadEvent(_))
+        ));
     }
 }
