@@ -33,6 +33,7 @@ use meter_core::ports::{
 };
 use meter_core::types::{DAY_MS, HOUR_MS};
 use meter_core::{MeterId, MeterInfo, MeterKind, Timestamp};
+use meter_shards::Dispatched;
 use serde::{Deserialize, Serialize};
 
 /// The most shards a run may have: each shard walks the whole registry.
@@ -247,7 +248,6 @@ pub enum Response {
     },
 }
 
-use meter_shards::Dispatched;
 /// Why an invocation failed.
 pub use meter_shards::HandlerError;
 

@@ -27,6 +27,7 @@ use meter_core::ports::{
 };
 use meter_core::types::DAY_MS;
 use meter_core::{MeterInfo, Timestamp};
+use meter_shards::Dispatched;
 use serde::{Deserialize, Serialize};
 
 /// The most shards a run may have: more would make each shard's registry walk (a full page
@@ -192,7 +193,6 @@ pub enum Response {
     },
 }
 
-use meter_shards::Dispatched;
 /// Why an invocation failed.
 pub use meter_shards::HandlerError;
 
