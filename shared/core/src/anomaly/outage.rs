@@ -25,7 +25,8 @@
 //! silent or without voltage, they are reported as [`FindingKind::MeterOutage`] with no
 //! confirmation that supply is present nearby (the explanation says so), and no feeder outage
 //! can be concluded for them. Silence before a meter's first reading in the window is not an
-//! outage (the window may simply start there), except for a meter with no reading at all.
+//! outage (the window may simply start there), and a meter with no reading at all is not judged:
+//! it may never have reported. The scan therefore hands this detector the whole history window.
 //!
 //! Score: hours out (to the scan time for outages, to the restoring reading for restorations).
 
@@ -104,22 +105,14 @@ impl<'a> Meter<'a> {
     }
 
     /// Whether the meter is out at `to`; `silence_counts` is false for a feeder meter.
-    fn out_at(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        config: &OutageConfig,
-        silence_counts: bool,
-    ) -> Option<Out> {
+    fn out_at(&self, to: Timestamp, config: &OutageConfig, silence_counts: bool) -> Option<Out> {
         let r = self.readings;
         let silence = self.silence_ms(config);
-        let Some(last) = r.last() else {
-            let judged = silence_counts && to.millis() - from.millis() > silence;
-            return judged.then(|| Out {
-                since: from.add_millis(self.interval_ms),
-                silent: true,
-            });
-        };
+        // A meter with no reading in the window is not judged: it may never have reported (a
+        // meter just registered, a stack just started), and silence means stopping. The scan
+        // hands this detector the whole history window, so a meter that stopped within it
+        // still has its last reading here.
+        let last = r.last()?;
         let silent = silence_counts && to.millis() - last.ts.millis() > silence;
         // The trailing run of readings without voltage, and a silence just before it (a meter
         // that reports 0 V on coming back online was out since it fell silent).
@@ -233,7 +226,7 @@ fn what(out: &Out) -> &'static str {
 /// Outages of the feeder and its consumers at the scan time `window.to`, and restorations
 /// within the window.
 pub fn detect(window: &FeederWindow, config: &OutageConfig) -> Vec<Finding> {
-    let (from, to) = (window.from, window.to);
+    let to = window.to;
     let consumers: Vec<Meter> = window
         .consumers
         .iter()
@@ -241,7 +234,7 @@ pub fn detect(window: &FeederWindow, config: &OutageConfig) -> Vec<Finding> {
         .collect();
     let outs: Vec<Option<Out>> = consumers
         .iter()
-        .map(|m| m.out_at(from, to, config, true))
+        .map(|m| m.out_at(to, config, true))
         .collect();
     let mut out = Vec::new();
     let restored: Vec<Vec<(Timestamp, Timestamp)>> =
@@ -302,7 +295,7 @@ pub fn detect(window: &FeederWindow, config: &OutageConfig) -> Vec<Finding> {
         return out;
     };
     let feeder = Meter::new(feeder_window, to, config);
-    let feeder_out = feeder.out_at(from, to, config, false);
+    let feeder_out = feeder.out_at(to, config, false);
     let mut since: Vec<Timestamp> = outs.iter().flatten().map(|o| o.since).collect();
     since.sort_unstable();
     // The outage of the feeder dates from when the required number of consumers were out.
@@ -637,11 +630,16 @@ mod tests {
     }
 
     #[test]
-    fn a_meter_with_no_reading_in_the_window_is_out_since_its_start() {
+    fn a_meter_that_never_reported_is_not_judged_but_one_that_stopped_long_ago_is() {
+        // No reading at all: a meter just registered, or a stack just started. Not an outage.
         let mut w = healthy(10, 96);
         w.consumers[9].readings.clear();
+        assert!(run(&w).is_empty(), "{:?}", kinds_of(&run(&w)));
+        // Readings that stop early in a long window: out since the interval after the last.
+        let mut w = healthy(10, 96);
+        w.consumers[9].readings.truncate(10);
         let f = run(&w);
         assert_eq!(kinds_of(&f), vec![("c-9".into(), FindingKind::MeterOutage)]);
-        assert_eq!(f[0].from, at(1));
+        assert_eq!(f[0].from, at(11));
     }
 }

@@ -149,7 +149,9 @@ pub const DETECTORS: &[Detector] = &[
     },
     Detector {
         name: "outage",
-        scope: Scope::Window,
+        // The whole history, so a meter silent for longer than the report window still shows
+        // its last reading, and one that never reported is told apart from one that stopped.
+        scope: Scope::History,
         run: |w, c| outage::detect(w, &c.outage),
     },
     Detector {
