@@ -40,23 +40,28 @@ fn schedule() -> ScanSchedule {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_duplicate_them() {
-    let dir = temp_dir("scan-e2e");
-    let mut cfg = StackConfig::new(dir.clone());
+/// Starts a stack in `dir` with 12 consumers on one feeder at ten simulated hours a wall
+/// second, `faults` injected (seeded by `seed`) and `scan` as its scan schedule; returns it with
+/// the fleet's injections.
+async fn start_fleet(
+    dir: &std::path::Path,
+    seed: u64,
+    faults: &str,
+    scan: Option<ScanSchedule>,
+) -> (Stack, Vec<meter_sim::Injection>) {
+    let mut cfg = StackConfig::new(dir.to_path_buf());
     cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
     cfg.http_addr = "127.0.0.1:0".parse().unwrap();
-    // Ten simulated hours a wall second.
     cfg.speed = 36_000.0;
     cfg.publishers = 2;
     cfg.echo_outbox = false;
     cfg.forecast = None;
-    cfg.scan = Some(schedule());
+    cfg.scan = scan;
     cfg.fleet = Some(FleetConfig {
         consumers: 12,
         feeders: 1,
-        seed: 7,
-        faults: "tamper,stuck-register,bypass@0.25".parse().unwrap(),
+        seed,
+        faults: faults.parse().unwrap(),
         ..FleetConfig::default()
     });
     let stack = Stack::start(cfg).await.unwrap();
@@ -68,13 +73,29 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         .unwrap()
         .injections()
         .to_vec();
-    let of = |kind: FaultKind| {
-        injections
-            .iter()
-            .find(|i| i.kind == kind)
-            .unwrap_or_else(|| panic!("no {kind:?} injected: {injections:?}"))
-            .clone()
-    };
+    (stack, injections)
+}
+
+/// The first injection of `kind`.
+fn injected(injections: &[meter_sim::Injection], kind: FaultKind) -> meter_sim::Injection {
+    injections
+        .iter()
+        .find(|i| i.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind:?} injected: {injections:?}"))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_duplicate_them() {
+    let dir = temp_dir("scan-e2e");
+    let (stack, injections) = start_fleet(
+        &dir,
+        7,
+        "tamper,stuck-register,bypass@0.25",
+        Some(schedule()),
+    )
+    .await;
+    let of = |kind| injected(&injections, kind);
     let (tamper, stuck) = (of(FaultKind::Tamper), of(FaultKind::StuckRegister));
     // Run until both faults have been on for a while (to the end of the first to end, and at
     // least 3 hours after the later start), so several scans have seen them.
@@ -189,38 +210,9 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scan_finds_the_injected_outages_sags_and_swells_of_a_short_up_run() {
     let dir = temp_dir("scan-e2e-supply");
-    let mut cfg = StackConfig::new(dir.clone());
-    cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.speed = 36_000.0;
-    cfg.publishers = 2;
-    cfg.echo_outbox = false;
-    cfg.forecast = None;
     // Scanned below, at chosen instants, once everything is stored.
-    cfg.scan = None;
-    cfg.fleet = Some(FleetConfig {
-        consumers: 12,
-        feeders: 1,
-        seed: 11,
-        faults: "outage,sag,swell".parse().unwrap(),
-        ..FleetConfig::default()
-    });
-    let stack = Stack::start(cfg).await.unwrap();
-    let injections = stack
-        .fleet
-        .as_ref()
-        .unwrap()
-        .lock()
-        .unwrap()
-        .injections()
-        .to_vec();
-    let of = |kind: FaultKind| {
-        injections
-            .iter()
-            .find(|i| i.kind == kind)
-            .unwrap_or_else(|| panic!("no {kind:?} injected: {injections:?}"))
-            .clone()
-    };
+    let (stack, injections) = start_fleet(&dir, 11, "outage,sag,swell", None).await;
+    let of = |kind| injected(&injections, kind);
     let (outage, sag, swell) = (
         of(FaultKind::Outage),
         of(FaultKind::Sag),
