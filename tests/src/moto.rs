@@ -1,6 +1,7 @@
 //! What every test against moto (the local AWS emulator `scripts/test` starts) needs: whether to
-//! run at all, and table names no other case or run uses; and what the forecast tests share: a
-//! fleet's history in DynamoDB and the shard queue read back as Lambda's SQS poller would.
+//! run at all, and table names no other case or run uses; and what the sharded functions' tests
+//! share: the ingest tables and a shard queue ([`ShardedAws`]), a fleet's history in DynamoDB, and
+//! the shard queue read back as Lambda's SQS poller would.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,6 +31,54 @@ pub fn unique_prefix(tag: &str) -> String {
         .map_or(0, |d| d.subsec_nanos());
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{tag}-{}-{nanos}-{n}-", std::process::id())
+}
+
+/// The AWS side of a sharded function's test (forecast, anomaly-scan): SDK clients for moto, the
+/// ingest tables under a fresh prefix, and an SQS queue for the coordinator's shard messages.
+/// The function's own output table is the test's to create, with [`ShardedAws::prefix`].
+pub struct ShardedAws {
+    /// DynamoDB on moto.
+    pub dynamo: aws_sdk_dynamodb::Client,
+    /// SQS on moto.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The prefix of every table and queue name this case made.
+    pub prefix: String,
+    /// The ingest tables (meters, readings, ...), created.
+    pub tables: meter_aws::Tables,
+    /// The shard queue's URL.
+    pub queue_url: String,
+}
+
+impl ShardedAws {
+    /// Creates the tables and the queue under a prefix starting with `tag`.
+    ///
+    /// # Panics
+    /// When moto refuses a call: this is test set-up.
+    pub async fn start(tag: &str) -> Self {
+        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let prefix = unique_prefix(tag);
+        let tables = meter_aws::Tables::with_prefix(&prefix);
+        meter_aws::create_tables(&dynamo, &tables)
+            .await
+            .expect("create the ingest tables on moto");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}shards"))
+            .send()
+            .await
+            .expect("create the shard queue on moto")
+            .queue_url
+            .expect("moto returns the queue URL");
+        Self {
+            dynamo,
+            sqs,
+            prefix,
+            tables,
+            queue_url,
+        }
+    }
 }
 
 /// Registers each of `ids` as a UTC consumer and stores 14 days of quarter-hour readings for it

@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use anomaly_scan::{Response, ScanSettings, Scanner};
-use meter_aws::{ScanTables, Tables};
+use meter_aws::ScanTables;
 use meter_core::anomaly::{FindingKind, FindingStatus};
 use meter_core::{MeterInfo, MeterStatus, Timestamp};
 use meterflow_tests::fixtures::{day_series, meter, QUARTER, T0};
-use meterflow_tests::moto::{receive_records, skip_without_moto, unique_prefix};
+use meterflow_tests::moto::{receive_records, skip_without_moto, ShardedAws};
 
 const DAY: i64 = 86_400_000;
 
@@ -22,33 +22,21 @@ async fn a_scan_over_sqs_stores_a_planted_fault_once_in_dynamodb() {
     if skip_without_moto() {
         return;
     }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let prefix = unique_prefix("sa");
-    let tables = Tables::with_prefix(&prefix);
-    meter_aws::create_tables(&dynamo, &tables).await.unwrap();
+    let aws = ShardedAws::start("sa").await;
+    let (dynamo, sqs, tables, queue_url) = (&aws.dynamo, &aws.sqs, &aws.tables, &aws.queue_url);
     let st = ScanTables {
         meters: tables.meters.clone(),
         readings: tables.readings.clone(),
-        findings: format!("{prefix}findings"),
+        findings: format!("{}findings", aws.prefix),
     };
-    meter_aws::create_findings_table(&dynamo, &st.findings)
+    meter_aws::create_findings_table(dynamo, &st.findings)
         .await
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{prefix}shards"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
         .unwrap();
 
     // Three consumers with 3 days of quarter-hour readings (power consistent with energy);
     // the last four readings of `sa-2` report tamper.
     let ingest =
-        meter_aws::dynamo_ports(dynamo.clone(), &tables, &meter_aws::Retention::default()).await;
+        meter_aws::dynamo_ports(dynamo.clone(), tables, &meter_aws::Retention::default()).await;
     for i in 0..3 {
         let id = format!("sa-{i}");
         ingest
@@ -76,7 +64,7 @@ async fn a_scan_over_sqs_stores_a_planted_fault_once_in_dynamodb() {
         registry: ports.registry,
         readings: ports.readings,
         findings: ports.findings.clone(),
-        dispatcher: Arc::new(meter_aws::SqsShardDispatcher::new(sqs.clone(), &queue_url)),
+        dispatcher: Arc::new(meter_aws::SqsShardDispatcher::new(sqs.clone(), queue_url)),
         settings: ScanSettings::default(),
     };
     let at = Timestamp::from_millis(T0 + 3 * DAY);
@@ -88,7 +76,7 @@ async fn a_scan_over_sqs_stores_a_planted_fault_once_in_dynamodb() {
     // reads the second round's messages (any three would do: they are the same scan's shards).
     for _ in 0..2 {
         anomaly_scan::handle(&s, &coordinator, now).await.unwrap();
-        let records = receive_records(&sqs, &queue_url, 3).await;
+        let records = receive_records(sqs, queue_url, 3).await;
         assert_eq!(records.len(), 3, "one message per shard");
         let event = serde_json::json!({ "Records": records });
         let r = anomaly_scan::handle(&s, &event, now).await.unwrap();

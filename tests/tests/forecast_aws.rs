@@ -8,12 +8,11 @@
 use std::sync::Arc;
 
 use forecast::{ForecastConfig, Forecaster, Response};
-use meter_aws::{ForecastTables, Tables};
+use meter_aws::ForecastTables;
 use meter_core::Timestamp;
 use meterflow_tests::fixtures::{meter, T0};
 use meterflow_tests::moto::{
-    assert_forecasts_stored, receive_records, seed_forecast_history, skip_without_moto,
-    unique_prefix,
+    assert_forecasts_stored, receive_records, seed_forecast_history, skip_without_moto, ShardedAws,
 };
 
 const DAY: i64 = 86_400_000;
@@ -23,40 +22,28 @@ async fn a_coordinator_run_over_sqs_forecasts_every_meter_from_dynamodb_once() {
     if skip_without_moto() {
         return;
     }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let prefix = unique_prefix("fa");
-    let tables = Tables::with_prefix(&prefix);
-    meter_aws::create_tables(&dynamo, &tables).await.unwrap();
+    let aws = ShardedAws::start("fa").await;
+    let (dynamo, sqs, tables, queue_url) = (&aws.dynamo, &aws.sqs, &aws.tables, &aws.queue_url);
     let ft = ForecastTables {
         meters: tables.meters.clone(),
         readings: tables.readings.clone(),
-        forecasts: format!("{prefix}forecasts"),
+        forecasts: format!("{}forecasts", aws.prefix),
     };
-    meter_aws::create_forecast_table(&dynamo, &ft.forecasts)
+    meter_aws::create_forecast_table(dynamo, &ft.forecasts)
         .await
-        .unwrap();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(format!("{prefix}shards"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
         .unwrap();
 
     // Six meters with 14 days of quarter-hour readings, written through the ingest adapters.
     let ids: Vec<String> = (0..6).map(|i| format!("aws-{i}")).collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    seed_forecast_history(&dynamo, &tables, &id_refs).await;
+    seed_forecast_history(dynamo, tables, &id_refs).await;
 
     let ports = meter_aws::forecast_ports(dynamo.clone(), &ft, 90);
     let f = Forecaster {
         registry: ports.registry,
         readings: ports.readings,
         forecasts: ports.forecasts.clone(),
-        dispatcher: Arc::new(meter_aws::SqsShardDispatcher::new(sqs.clone(), &queue_url)),
+        dispatcher: Arc::new(meter_aws::SqsShardDispatcher::new(sqs.clone(), queue_url)),
         config: ForecastConfig::default(),
     };
     let issued = Timestamp::from_millis(T0 + 14 * DAY);
@@ -66,7 +53,7 @@ async fn a_coordinator_run_over_sqs_forecasts_every_meter_from_dynamodb_once() {
     forecast::handle(&f, &coordinator, now).await.unwrap();
 
     // Collect the 13 messages as Lambda's SQS poller would, and hand them over as one event.
-    let records = receive_records(&sqs, &queue_url, 13).await;
+    let records = receive_records(sqs, queue_url, 13).await;
     assert_eq!(records.len(), 13, "one message per shard");
     let event = serde_json::json!({ "Records": records });
     let r = forecast::handle(&f, &event, now).await.unwrap();
