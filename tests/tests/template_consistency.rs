@@ -204,13 +204,18 @@ fn env_reads(code: &str) -> BTreeSet<String> {
 
 /// The environment variables a dependency's `code` reads for a function whose own source is
 /// `own`: those read inside an `impl Type` block whose reader (`Type::from_env` or
-/// `Type::from_lookup`) the function calls, and any read outside an impl. A function depends on
+/// `Type::from_lookup`) the function calls, and any read outside an impl (before the first, or
+/// after an impl's closing brace). A function depends on
 /// a crate for more than its config readers (`forecast` uses meter-core's models, not
 /// `IngestConfig`), so a crate-wide scan would demand variables it never reads.
 fn used_config_reads(code: &str, own: &str) -> BTreeSet<String> {
     let mut parts = code.split("\nimpl");
     let mut reads = env_reads(parts.next().unwrap_or(""));
     for part in parts {
+        // The impl block ends at the first unindented closing brace; what follows it (free
+        // functions up to the next impl) is outside any impl.
+        let (part, after) = part.split_once("\n}\n").unwrap_or((part, ""));
+        reads.extend(env_reads(after));
         // `impl Type {`, `impl<T> Type<T> {` or `impl Trait for Type {`: the type is the last
         // word before the brace.
         let head = part.split('{').next().unwrap_or("");

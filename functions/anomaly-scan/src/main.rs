@@ -3,12 +3,9 @@
 //! [`anomaly_scan::handle`].
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anomaly_scan::{ScanSettings, Scanner};
 use anyhow::Context as _;
-use lambda_runtime::{service_fn, LambdaEvent};
-use meter_core::Timestamp;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,8 +14,7 @@ async fn main() -> anyhow::Result<()> {
     let lookup = |k: &str| std::env::var(k).ok();
     let settings = ScanSettings::from_lookup(lookup).context("reading anomaly-scan settings")?;
     let tables = meter_aws::ScanTables::from_env().context("reading table names")?;
-    let queue_url = lookup("SHARD_QUEUE_URL")
-        .filter(|v| !v.trim().is_empty())
+    let queue_url = meter_shards::shard_queue_url(lookup)
         .context("SHARD_QUEUE_URL is not set; it must be the shard queue's URL")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let ports = meter_aws::scan_ports(
@@ -38,15 +34,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let scanner = &scanner;
 
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or_default();
-            anomaly_scan::handle(scanner, &event.payload, Timestamp::from_millis(now)).await
-        },
-    ))
+    meter_shards::serve(
+        |event, now| async move { anomaly_scan::handle(scanner, &event, now).await },
+    )
     .await
     .map_err(|e| anyhow::anyhow!(e))
 }

@@ -2,12 +2,9 @@
 //! the DynamoDB and SQS clients once, and serves invocations with [`forecast::handle`].
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use forecast::{ForecastConfig, Forecaster};
-use lambda_runtime::{service_fn, LambdaEvent};
-use meter_core::Timestamp;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,8 +13,7 @@ async fn main() -> anyhow::Result<()> {
     let lookup = |k: &str| std::env::var(k).ok();
     let config = ForecastConfig::from_lookup(lookup).context("reading forecast settings")?;
     let tables = meter_aws::ForecastTables::from_env().context("reading table names")?;
-    let queue_url = lookup("SHARD_QUEUE_URL")
-        .filter(|v| !v.trim().is_empty())
+    let queue_url = meter_shards::shard_queue_url(lookup)
         .context("SHARD_QUEUE_URL is not set; it must be the shard queue's URL")?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let ports = meter_aws::forecast_ports(
@@ -37,15 +33,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let forecaster = &forecaster;
 
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<serde_json::Value>| async move {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or_default();
-            forecast::handle(forecaster, &event.payload, Timestamp::from_millis(now)).await
-        },
-    ))
-    .await
-    .map_err(|e| anyhow::anyhow!(e))
+    meter_shards::serve(|event, now| async move { forecast::handle(forecaster, &event, now).await })
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }

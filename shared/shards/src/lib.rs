@@ -7,7 +7,8 @@
 //! ones ([`each_record`], [`ItemFailure`]), and logging a failure's whole cause chain. It knows
 //! nothing of AWS clients: the records are plain JSON, so the local stack runs the same code.
 //! [`dispatch`] is the whole invocation: SQS records one by one, or the event directly, with
-//! the shared [`HandlerError`].
+//! the shared [`HandlerError`]. With the `lambda` feature, [`serve`] is the runtime loop both
+//! functions' `main` hand their handler to.
 
 use std::future::Future;
 
@@ -210,6 +211,34 @@ pub fn log_failure(e: &(dyn std::error::Error + 'static), retryable: bool, what:
     tracing::error!(retryable, error = %chain.join(": "), "{what}");
 }
 
+/// The shard queue's URL from `SHARD_QUEUE_URL` (read through `lookup`), or `None` when it is
+/// unset or blank: the coordinator of either function needs it to fan out.
+pub fn shard_queue_url(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    lookup("SHARD_QUEUE_URL").filter(|v| !v.trim().is_empty())
+}
+
+/// Serves Lambda invocations until the runtime stops: each event's payload goes to `handler`
+/// with the wall clock's time, its response back to Lambda, and a [`HandlerError`] becomes the
+/// runtime's diagnostic (`BadEvent`, `StoreUnavailable`, `StoreRejected`).
+#[cfg(feature = "lambda")]
+pub async fn serve<R, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(serde_json::Value, Timestamp) -> Fut,
+    Fut: Future<Output = Result<R, HandlerError>>,
+    R: Serialize,
+{
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default();
+            handler(event.payload, Timestamp::from_millis(now))
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,5 +340,23 @@ mod tests {
             dispatch(&bad, is_coordinator, run, "test").await,
             Err(HandlerError::BadEvent(_))
         ));
+    }
+
+    #[test]
+    fn the_shard_queue_url_must_be_set_and_not_blank() {
+        let env = |value: Option<&'static str>| {
+            move |k: &str| {
+                (k == "SHARD_QUEUE_URL")
+                    .then_some(value)
+                    .flatten()
+                    .map(String::from)
+            }
+        };
+        assert_eq!(
+            shard_queue_url(env(Some("https://q/1"))).as_deref(),
+            Some("https://q/1")
+        );
+        assert_eq!(shard_queue_url(env(Some("  "))), None);
+        assert_eq!(shard_queue_url(env(None)), None);
     }
 }
