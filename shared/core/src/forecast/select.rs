@@ -8,7 +8,7 @@
 //! slots (a household's errors are much larger in the evening than at night).
 
 use super::grid::Calendar;
-use super::models::{persistence, point_forecast, ModelKind};
+use super::models::{persistence, point_forecasts, ModelKind};
 
 /// History (in days) the earliest backtest origin needs: what the ridge model and MSTL need.
 pub const SELECT_MIN_HISTORY_DAYS: usize = 14;
@@ -241,34 +241,40 @@ pub fn select(hist: &[f64], cal: &Calendar, cfg: &SelectConfig) -> Selection {
             cfg,
         );
     }
-    let mut candidates = Vec::new();
     let mut models: Vec<ModelKind> = cfg.candidates.clone();
     models.extend(
         cfg.also_calibrate
             .iter()
             .filter(|m| !cfg.candidates.contains(m)),
     );
-    for model in models {
-        let mut residuals = Vec::with_capacity(origins * day);
-        let mut sse = 0.0;
-        let mut ok = true;
-        for k in (1..=origins).rev() {
-            let o = n - k * day;
-            match point_forecast(model, &hist[..o], cal, day) {
-                Ok(f) => {
+    // Per model: its residuals, its squared error, and whether it forecast at every origin.
+    let mut runs: Vec<(Vec<(usize, f64)>, f64, bool)> = models
+        .iter()
+        .map(|_| (Vec::with_capacity(origins * day), 0.0, true))
+        .collect();
+    for k in (1..=origins).rev() {
+        let o = n - k * day;
+        for (run, f) in runs
+            .iter_mut()
+            .zip(point_forecasts(&models, &hist[..o], cal, day))
+        {
+            let (residuals, sse, ok) = run;
+            match f {
+                Ok(f) if *ok => {
                     for (j, p) in f.iter().enumerate() {
                         let r = hist[o + j] - p;
-                        sse += r * r;
+                        *sse += r * r;
                         residuals.push((cal.slot_of_day(o + j), r));
                     }
                 }
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
+                _ => *ok = false,
             }
         }
-        candidates.push(Candidate {
+    }
+    let candidates: Vec<Candidate> = models
+        .into_iter()
+        .zip(runs)
+        .map(|(model, (residuals, sse, ok))| Candidate {
             model,
             rmse: ok.then(|| (sse / (origins * day) as f64).sqrt()),
             bands: if ok {
@@ -276,8 +282,8 @@ pub fn select(hist: &[f64], cal: &Calendar, cfg: &SelectConfig) -> Selection {
             } else {
                 Bands::zero(day)
             },
-        });
-    }
+        })
+        .collect();
     let best = candidates
         .iter()
         .filter(|c| cfg.candidates.contains(&c.model))
