@@ -211,6 +211,14 @@ impl Selection {
     }
 }
 
+/// One model's backtest so far: its residuals by slot of day, its squared error, and whether it
+/// has forecast at every origin.
+struct Run {
+    residuals: Vec<(usize, f64)>,
+    sse: f64,
+    ok: bool,
+}
+
 /// Chooses the model for a meter with history `hist` (grid values before the issue time).
 pub fn select(hist: &[f64], cal: &Calendar, cfg: &SelectConfig) -> Selection {
     let day = cal.seasons.day;
@@ -247,10 +255,13 @@ pub fn select(hist: &[f64], cal: &Calendar, cfg: &SelectConfig) -> Selection {
             .iter()
             .filter(|m| !cfg.candidates.contains(m)),
     );
-    // Per model: its residuals, its squared error, and whether it forecast at every origin.
-    let mut runs: Vec<(Vec<(usize, f64)>, f64, bool)> = models
+    let mut runs: Vec<Run> = models
         .iter()
-        .map(|_| (Vec::with_capacity(origins * day), 0.0, true))
+        .map(|_| Run {
+            residuals: Vec::with_capacity(origins * day),
+            sse: 0.0,
+            ok: true,
+        })
         .collect();
     for k in (1..=origins).rev() {
         let o = n - k * day;
@@ -258,27 +269,26 @@ pub fn select(hist: &[f64], cal: &Calendar, cfg: &SelectConfig) -> Selection {
             .iter_mut()
             .zip(point_forecasts(&models, &hist[..o], cal, day))
         {
-            let (residuals, sse, ok) = run;
             match f {
-                Ok(f) if *ok => {
+                Ok(f) if run.ok => {
                     for (j, p) in f.iter().enumerate() {
                         let r = hist[o + j] - p;
-                        *sse += r * r;
-                        residuals.push((cal.slot_of_day(o + j), r));
+                        run.sse += r * r;
+                        run.residuals.push((cal.slot_of_day(o + j), r));
                     }
                 }
-                _ => *ok = false,
+                _ => run.ok = false,
             }
         }
     }
     let candidates: Vec<Candidate> = models
         .into_iter()
         .zip(runs)
-        .map(|(model, (residuals, sse, ok))| Candidate {
+        .map(|(model, run)| Candidate {
             model,
-            rmse: ok.then(|| (sse / (origins * day) as f64).sqrt()),
-            bands: if ok {
-                Bands::from_residuals(&residuals, day, cfg.band_window)
+            rmse: run.ok.then(|| (run.sse / (origins * day) as f64).sqrt()),
+            bands: if run.ok {
+                Bands::from_residuals(&run.residuals, day, cfg.band_window)
             } else {
                 Bands::zero(day)
             },
