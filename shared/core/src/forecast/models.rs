@@ -153,9 +153,45 @@ pub fn point_forecast(
         }
     };
     for v in &mut out {
-        *v = if v.is_finite() { v.max(0.0) } else { 0.0 };
+        *v = clamp(*v);
     }
     Ok(out)
+}
+
+/// A forecast value as issued: at least 0 kWh, and 0 if it is not a number.
+fn clamp(v: f64) -> f64 {
+    if v.is_finite() {
+        v.max(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// [`point_forecast`] of several models at once, in `models`' order: the ridge model is fitted
+/// once for both `ridge` and `ridge_blend` (a model selection backtests both at every origin,
+/// and the fit is nearly all of its time).
+pub fn point_forecasts(
+    models: &[ModelKind],
+    hist: &[f64],
+    cal: &Calendar,
+    horizon: usize,
+) -> Vec<Result<Vec<f64>, ModelError>> {
+    let both = models.contains(&ModelKind::Ridge) && models.contains(&ModelKind::RidgeBlend);
+    let ridge = both.then(|| point_forecast(ModelKind::Ridge, hist, cal, horizon));
+    models
+        .iter()
+        .map(|&m| match (m, &ridge) {
+            (ModelKind::Ridge, Some(r)) => r.clone(),
+            (ModelKind::RidgeBlend, Some(Ok(r))) => {
+                let p7 = persistence(hist, cal.seasons.day, 7, horizon);
+                Ok(r.iter()
+                    .zip(p7)
+                    .map(|(r, p)| clamp(0.5 * (r + p)))
+                    .collect())
+            }
+            _ => point_forecast(m, hist, cal, horizon),
+        })
+        .collect()
 }
 
 /// `y[n + k - period]`, repeating the last period for horizons longer than it.

@@ -8,12 +8,16 @@
 //! day; and a weekend flag. The 2-week lag and the 4-week mean fall back on what there is (the
 //! 1-week lag, fewer weeks) in a history shorter than that.
 //!
+//! The rows are weighted by age, halving every [`HALF_LIFE_DAYS`] days, so the fit follows a
+//! household's current habits; the window is still up to [`TRAIN_DAYS`] days for the weekly
+//! terms' sake.
+//!
 //! The 2- and 4-week terms, the neighbouring slots, the level and the penalty of 0.1 were chosen
 //! on the shared SGSC data with the last 28 days of every meter held out (docs/forecasting.md,
-//! run 5), then scored on those 28 days.
+//! run 5), the half-life likewise (run 6), then scored on those 28 days.
 //!
-//! The normal equations are solved here (accumulate `XᵀX` and `Xᵀy` in one pass, Cholesky on a
-//! 13×13 matrix) rather than with smartcore's `RidgeRegression`: that builds the dense design
+//! The normal equations are solved here (accumulate `XᵀX` and `Xᵀy` in one pass, Cholesky on an
+//! 18×18 matrix) rather than with smartcore's `RidgeRegression`: that builds the dense design
 //! matrix and goes through generic matrix code; `meterflow bench forecast` measures both on the
 //! same data (`ridge_solver` in its JSON), and this fit is several times faster, which matters
 //! for the daily forecast's budget of 1 ms per meter.
@@ -38,6 +42,13 @@ pub const MIN_HISTORY_DAYS: usize = 14;
 /// Ridge penalty, relative to each feature's own `XᵀX` diagonal (so it does not depend on the
 /// features' scales); the intercept is not penalised.
 pub const LAMBDA: f64 = 0.1;
+
+/// Half-life of the rows' weights in the fit, in days: the last day's rows count fully, those
+/// 10 days earlier half, 20 days a quarter. A household's habits drift and sometimes jump (a
+/// house left empty, a new occupant); with equal weights over 16 weeks the ridge model kept
+/// forecasting the old level for weeks. Chosen on held-out days (docs/forecasting.md, run 6):
+/// 7–14 days scored best, 28 and more clearly worse.
+pub const HALF_LIFE_DAYS: f64 = 10.0;
 
 /// The features of slot `t` from the values before it (`y[..t]`, forecasts included);
 /// `day_sum` is the sum of `y[t - day..t]`, kept by the caller as `t` advances.
@@ -82,9 +93,20 @@ fn first_row(n: usize, day: usize) -> usize {
 }
 
 /// Fits the coefficients on `hist` by the normal equations.
+pub fn fit(hist: &[f64], cal: &Calendar) -> Result<[f64; FEATURES], ModelError> {
+    fit_with(hist, cal, LAMBDA, HALF_LIFE_DAYS)
+}
+
+/// [`fit`] with penalty `lambda` and rows weighted by age: a row `half_life_days` before the
+/// last one counts half as much (0: every row the same).
 // Index loops read as the textbook formulas; iterator chains over two matrices would not.
 #[allow(clippy::needless_range_loop)]
-pub fn fit(hist: &[f64], cal: &Calendar) -> Result<[f64; FEATURES], ModelError> {
+pub fn fit_with(
+    hist: &[f64],
+    cal: &Calendar,
+    lambda: f64,
+    half_life_days: f64,
+) -> Result<[f64; FEATURES], ModelError> {
     let day = cal.seasons.day;
     let n = hist.len();
     let mut xtx = [[0.0f64; FEATURES]; FEATURES];
@@ -94,12 +116,20 @@ pub fn fit(hist: &[f64], cal: &Calendar) -> Result<[f64; FEATURES], ModelError> 
     let mut day_sum: f64 = hist[first.saturating_sub(day).min(n)..first.min(n)]
         .iter()
         .sum();
+    // Row weights halve every `half_life_days` back from the last row, which weighs 1.
+    let decay = if half_life_days > 0.0 {
+        0.5f64.powf(1.0 / (half_life_days * day as f64))
+    } else {
+        1.0
+    };
+    let mut w = decay.powi(i32::try_from(n - first).unwrap_or(i32::MAX));
     for t in first..n {
         features(hist, t, day_sum, cal, &mut x);
         let yt = hist[t];
         day_sum += yt - hist[t - day];
+        w /= decay;
         for i in 0..FEATURES {
-            let xi = x[i];
+            let xi = x[i] * w;
             xty[i] += xi * yt;
             for j in i..FEATURES {
                 xtx[i][j] += xi * x[j];
@@ -113,7 +143,7 @@ pub fn fit(hist: &[f64], cal: &Calendar) -> Result<[f64; FEATURES], ModelError> 
     }
     for (i, row) in xtx.iter_mut().enumerate().skip(1) {
         // A feature that never varies from 0 (a flat history) still gets a positive diagonal.
-        row[i] += LAMBDA * row[i] + 1e-9;
+        row[i] += lambda * row[i] + 1e-9;
     }
     solve_spd(xtx, xty).ok_or(ModelError::Fit {
         model: ModelKind::Ridge,
@@ -146,9 +176,21 @@ pub fn predict(hist: &[f64], cal: &Calendar, beta: &[f64; FEATURES], horizon: us
     y.split_off(n - keep)
 }
 
-/// Fit and predict.
+/// Fit and predict. A forecast that rises above every value of the fit's window means the
+/// fitted recursion is unstable: a history whose recent weeks are nearly flat (an empty house)
+/// leaves the short lags' coefficients free, and the first reading off that level then grows
+/// step after step. The fit is redone with equal row weights, whose longer past pins them down.
 pub fn forecast(hist: &[f64], cal: &Calendar, horizon: usize) -> Result<Vec<f64>, ModelError> {
     let beta = fit(hist, cal)?;
+    let out = predict(hist, cal, &beta, horizon);
+    let ceiling = hist[first_row(hist.len(), cal.seasons.day).min(hist.len())..]
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    if out.iter().all(|v| *v <= ceiling) {
+        return Ok(out);
+    }
+    let beta = fit_with(hist, cal, LAMBDA, 0.0)?;
     Ok(predict(hist, cal, &beta, horizon))
 }
 

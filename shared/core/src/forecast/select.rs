@@ -8,7 +8,7 @@
 //! slots (a household's errors are much larger in the evening than at night).
 
 use super::grid::Calendar;
-use super::models::{persistence, point_forecast, ModelKind};
+use super::models::{persistence, point_forecasts, ModelKind};
 
 /// History (in days) the earliest backtest origin needs: what the ridge model and MSTL need.
 pub const SELECT_MIN_HISTORY_DAYS: usize = 14;
@@ -211,6 +211,14 @@ impl Selection {
     }
 }
 
+/// One model's backtest so far: its residuals by slot of day, its squared error, and whether it
+/// has forecast at every origin.
+struct Run {
+    residuals: Vec<(usize, f64)>,
+    sse: f64,
+    ok: bool,
+}
+
 /// Chooses the model for a meter with history `hist` (grid values before the issue time).
 pub fn select(hist: &[f64], cal: &Calendar, cfg: &SelectConfig) -> Selection {
     let day = cal.seasons.day;
@@ -241,43 +249,51 @@ pub fn select(hist: &[f64], cal: &Calendar, cfg: &SelectConfig) -> Selection {
             cfg,
         );
     }
-    let mut candidates = Vec::new();
     let mut models: Vec<ModelKind> = cfg.candidates.clone();
     models.extend(
         cfg.also_calibrate
             .iter()
             .filter(|m| !cfg.candidates.contains(m)),
     );
-    for model in models {
-        let mut residuals = Vec::with_capacity(origins * day);
-        let mut sse = 0.0;
-        let mut ok = true;
-        for k in (1..=origins).rev() {
-            let o = n - k * day;
-            match point_forecast(model, &hist[..o], cal, day) {
-                Ok(f) => {
+    let mut runs: Vec<Run> = models
+        .iter()
+        .map(|_| Run {
+            residuals: Vec::with_capacity(origins * day),
+            sse: 0.0,
+            ok: true,
+        })
+        .collect();
+    for k in (1..=origins).rev() {
+        let o = n - k * day;
+        for (run, f) in runs
+            .iter_mut()
+            .zip(point_forecasts(&models, &hist[..o], cal, day))
+        {
+            match f {
+                Ok(f) if run.ok => {
                     for (j, p) in f.iter().enumerate() {
                         let r = hist[o + j] - p;
-                        sse += r * r;
-                        residuals.push((cal.slot_of_day(o + j), r));
+                        run.sse += r * r;
+                        run.residuals.push((cal.slot_of_day(o + j), r));
                     }
                 }
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
+                _ => run.ok = false,
             }
         }
-        candidates.push(Candidate {
+    }
+    let candidates: Vec<Candidate> = models
+        .into_iter()
+        .zip(runs)
+        .map(|(model, run)| Candidate {
             model,
-            rmse: ok.then(|| (sse / (origins * day) as f64).sqrt()),
-            bands: if ok {
-                Bands::from_residuals(&residuals, day, cfg.band_window)
+            rmse: run.ok.then(|| (run.sse / (origins * day) as f64).sqrt()),
+            bands: if run.ok {
+                Bands::from_residuals(&run.residuals, day, cfg.band_window)
             } else {
                 Bands::zero(day)
             },
-        });
-    }
+        })
+        .collect();
     let best = candidates
         .iter()
         .filter(|c| cfg.candidates.contains(&c.model))

@@ -241,3 +241,67 @@ fn bands_come_from_residual_quantiles_by_time_of_day() {
     // A slot with no residuals of its own takes the pooled quantiles.
     assert!(b.hi[12] > 0.8);
 }
+
+#[test]
+fn the_ridge_fit_follows_a_level_shift_through_its_decaying_row_weights() {
+    // 100 days of a daily shape at one level, then 14 days at 30% of it (a house left mostly
+    // empty): the rows' weights halve every 10 days, so the fit forecasts the new level; with
+    // equal weights over the 112-day window the old level still pulls it up.
+    let shape = daily_sine(1);
+    let values: Vec<f64> = (0..115 * DAY)
+        .map(|i| shape[i % DAY] * if i < 100 * DAY { 1.0 } else { 0.3 })
+        .collect();
+    let g = grid(&values);
+    let (hist, truth) = values.split_at(114 * DAY);
+    let cal = &g.calendar;
+    let decayed = ridge::forecast(hist, cal, DAY).unwrap();
+    let beta = ridge::fit_with(hist, cal, ridge::LAMBDA, 0.0).unwrap();
+    let equal = ridge::predict(hist, cal, &beta, DAY);
+    let (err_decayed, err_equal) = (max_abs_diff(&decayed, truth), max_abs_diff(&equal, truth));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    // Measured: max errors 0.05 vs 0.14, mean levels 0.28 vs 0.37 for a true 0.30.
+    assert!(
+        err_decayed < 0.5 * err_equal,
+        "{err_decayed} vs {err_equal}"
+    );
+    let (level, old_level) = (mean(&decayed), mean(&equal));
+    assert!((level - mean(truth)).abs() < 0.1 * mean(truth), "{level}");
+    assert!(
+        (old_level - mean(truth)).abs() > 0.2 * mean(truth),
+        "{old_level}"
+    );
+}
+
+#[test]
+fn forecasting_several_models_at_once_gives_each_model_its_own_forecast() {
+    // The selection's backtest fits the ridge model once for ridge and ridge_blend.
+    let values = noisy(40, 7);
+    let g = grid(&values);
+    let models = ModelKind::ALL;
+    let together = models::point_forecasts(&models, &values, &g.calendar, DAY);
+    for (m, f) in models.iter().zip(together) {
+        assert_eq!(f, point_forecast(*m, &values, &g.calendar, DAY), "{m}");
+    }
+    let blend = models::point_forecasts(&[ModelKind::RidgeBlend], &values, &g.calendar, DAY);
+    assert_eq!(
+        blend[0],
+        point_forecast(ModelKind::RidgeBlend, &values, &g.calendar, DAY)
+    );
+}
+
+#[test]
+fn after_weeks_of_a_nearly_flat_level_a_jump_leaves_the_ridge_forecast_within_the_history_range() {
+    // 90 days of a household, then 24 days of an empty house (a fridge cycling between two
+    // values), then it is back: the last reading before the issue is far off the flat level.
+    let mut values = noisy(90, 3);
+    values.extend((0..24 * DAY).map(|i| if i % 3 == 0 { 0.03 } else { 0.014 }));
+    values.push(0.8);
+    let g = grid(&values);
+    let f = ridge::forecast(&values, &g.calendar, 31 * DAY).unwrap();
+    let ceiling = values.iter().copied().fold(0.0, f64::max);
+    let top = f.iter().copied().fold(0.0, f64::max);
+    assert!(
+        top <= ceiling,
+        "forecast up to {top}, history up to {ceiling}"
+    );
+}
