@@ -54,6 +54,16 @@ pub struct EvalTheftArgs {
     /// Print the scores as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also measure the scan's pattern-theft and consumption-anomaly thresholds on latest days
+    /// (each date scored against the history window before it, as a daily scan does): false
+    /// findings per 1,000 clean meter-days, the thresholds meeting `--target-per-1000`, and
+    /// each attack's recall at the scan's thresholds.
+    #[arg(long)]
+    pub scan_thresholds: bool,
+    /// The false findings per 1,000 clean meter-days `--scan-thresholds` calibrates for (the
+    /// two kinds together; half each).
+    #[arg(long, default_value_t = 1.0)]
+    pub target_per_1000: f64,
 }
 
 /// Every meter of the file cut into local days; meters whose interval is unknown or does not
@@ -132,7 +142,7 @@ fn detector(d: &DayScore) -> &'static str {
 }
 
 /// Which days got which attack: per meter, per day.
-type Injected = Vec<Vec<Option<Attack>>>;
+type Injected = crate::scan_calibration::Injected;
 
 /// Injects h1–h6 into a seeded random `share` of the complete days, in equal shares.
 fn inject(days: &mut [MeterDays], share: f64, seed: u64) -> Injected {
@@ -196,7 +206,20 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         report["wall_s"] = json!(started.elapsed().as_secs_f64());
         report
     });
+    let clean = args.scan_thresholds.then(|| days.clone());
     let injected = inject(&mut days, args.attack_share, args.input.seed);
+    let scan_thresholds = clean.map(|clean| {
+        let started = Instant::now();
+        let mut report = crate::scan_calibration::evaluate(
+            &clean,
+            &days,
+            &injected,
+            &forest_config(args.input.seed),
+            args.target_per_1000,
+        );
+        report["wall_s"] = json!(started.elapsed().as_secs_f64());
+        report
+    });
     let started = Instant::now();
     let scored = score_fleet(
         &days,
@@ -230,6 +253,7 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         "by_attack": final_["by_attack"],
         "by_detector": detectors,
         "feeders": feeders,
+        "scan_thresholds": scan_thresholds,
         "wall_s": wall,
         "parse_s": file.parse_time.as_secs_f64(),
     });
@@ -255,6 +279,9 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         row(a.as_str(), &final_["by_attack"][a.as_str()])?;
     }
     row("overall", &final_["overall"])?;
+    if let Some(t) = &scan_thresholds {
+        say!("scan thresholds: {}", serde_json::to_string_pretty(t)?);
+    }
     if let Some(f) = &feeders {
         say!(
             "feeder energy balance: {}",

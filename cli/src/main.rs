@@ -28,6 +28,7 @@ mod forecast_run;
 mod import;
 mod paths;
 mod pipeline;
+mod scan_calibration;
 mod sim;
 mod simulate;
 mod up;

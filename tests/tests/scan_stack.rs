@@ -4,7 +4,10 @@
 //! injected faults must be stored as findings, announced once in the outbox, and never
 //! duplicated by the scans that follow. A second fleet with injected outages, voltage sags and
 //! swells is scanned after the fact, an hour after each ended: each must be found on its meter,
-//! and no healthy meter may get a supply finding.
+//! and no healthy meter may get a supply finding. A third fleet, on two feeders, has one consumer
+//! bypassing its meter: the scan must raise a feeder loss on its feeder only, and name it as the
+//! top suspect, within a short run (the feeder's rating gives the loss model; no calibration
+//! days are needed).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -40,13 +43,14 @@ fn schedule() -> ScanSchedule {
     }
 }
 
-/// Starts a stack in `dir` with 12 consumers on one feeder at ten simulated hours a wall
-/// second, `faults` injected (seeded by `seed`) and `scan` as its scan schedule; returns it with
-/// the fleet's injections.
+/// Starts a stack in `dir` with 12 consumers split among `feeders` feeders at ten simulated
+/// hours a wall second, `faults` injected (seeded by `seed`) and `scan` as its scan schedule;
+/// returns it with the fleet's injections.
 async fn start_fleet(
     dir: &std::path::Path,
     seed: u64,
     faults: &str,
+    feeders: usize,
     scan: Option<ScanSchedule>,
 ) -> (Stack, Vec<meter_sim::Injection>) {
     let mut cfg = StackConfig::new(dir.to_path_buf());
@@ -59,7 +63,7 @@ async fn start_fleet(
     cfg.scan = scan;
     cfg.fleet = Some(FleetConfig {
         consumers: 12,
-        feeders: 1,
+        feeders,
         seed,
         faults: faults.parse().unwrap(),
         ..FleetConfig::default()
@@ -92,6 +96,7 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
         &dir,
         7,
         "tamper,stuck-register,bypass@0.25",
+        1,
         Some(schedule()),
     )
     .await;
@@ -211,7 +216,7 @@ async fn the_scan_stores_the_injected_faults_once_and_a_second_scan_does_not_dup
 async fn the_scan_finds_the_injected_outages_sags_and_swells_of_a_short_up_run() {
     let dir = temp_dir("scan-e2e-supply");
     // Scanned below, at chosen instants, once everything is stored.
-    let (stack, injections) = start_fleet(&dir, 11, "outage,sag,swell", None).await;
+    let (stack, injections) = start_fleet(&dir, 11, "outage,sag,swell", 1, None).await;
     let of = |kind| injected(&injections, kind);
     let (outage, sag, swell) = (
         of(FaultKind::Outage),
@@ -275,6 +280,64 @@ async fn the_scan_finds_the_injected_outages_sags_and_swells_of_a_short_up_run()
             "a supply finding on a healthy meter: {f:#?}"
         );
     }
+    drop(job);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_bypassing_its_meter_is_found_as_the_top_suspect_of_its_feeder_only() {
+    let dir = temp_dir("scan-e2e-bypass");
+    // Seed 3: the bypass (one consumer of the twelve, six to a feeder) starts 8 hours into the
+    // run and lasts 65 hours, about 9% of its feeder's energy; the scan runs at its end, on
+    // what the stack stored.
+    let (stack, injections) = start_fleet(&dir, 3, "bypass", 2, None).await;
+    let bypass = injected(&injections, FaultKind::Bypass);
+    assert_eq!(injections.len(), 1, "{injections:#?}");
+    let registry = stack.ports.registry.clone();
+    let feeder_of = registry
+        .get(&bypass.meter_id)
+        .await
+        .unwrap()
+        .and_then(|m| m.feeder_id)
+        .expect("the thief sits under a feeder");
+    let until = bypass.to;
+    while stack.clock.now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let findings = stack.findings.clone();
+    let metrics = stack.metrics.clone();
+    let outbox = stack.outbox.clone();
+    let readings = stack.ports.readings.clone();
+    stack.shutdown().await.unwrap();
+
+    let job = ScanJob::new(registry, readings, findings.clone(), outbox, schedule())
+        .with_metrics(metrics);
+    job.run(until).await.unwrap();
+    let open = findings.open_page(None, 1_000).await.unwrap().findings;
+    let losses: Vec<&MeterId> = open
+        .iter()
+        .filter(|f| f.kind == FindingKind::FeederLoss)
+        .map(|f| &f.meter_id)
+        .collect();
+    assert_eq!(
+        losses,
+        vec![&feeder_of],
+        "a feeder loss on the thief's feeder and no other, bypass {} to {} on {}: {open:#?}",
+        bypass.from,
+        bypass.to,
+        bypass.meter_id
+    );
+    let mut suspects: Vec<(&MeterId, f64)> = open
+        .iter()
+        .filter(|f| f.kind == FindingKind::LossSuspect)
+        .map(|f| (&f.meter_id, f.score))
+        .collect();
+    suspects.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(
+        suspects.first().map(|s| s.0),
+        Some(&bypass.meter_id),
+        "the thief is the top suspect: {open:#?}"
+    );
     drop(job);
     let _ = std::fs::remove_dir_all(&dir);
 }

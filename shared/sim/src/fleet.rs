@@ -507,7 +507,7 @@ impl Fleet {
             let load_w = group_true_mwh as f64 / 1000.0 / hours;
             let load_frac = load_w / FEEDER_PF / (feeder.rating_kva * 1000.0);
             let bus_rel = feeder.bus_rel(self.cfg.seed, g, &ctx, load_frac);
-            let loss_mwh = to_mwh(feeder.losses_w(load_w) / 1000.0 * hours);
+            let loss_mwh = to_mwh(feeder.losses_for_load_w(load_w) / 1000.0 * hours);
             for (k, m) in range.enumerate() {
                 self.consumer_publish(m, &ctx, steps[k], bus_rel, load_frac, out);
             }

@@ -477,13 +477,33 @@ impl FeederProfile {
         self.v_base + drift + ctx.diurnal_v - 0.02 * load_frac
     }
 
-    /// Technical losses, W, for a total consumer load of `load_w`: a no-load (core) term plus a
-    /// load term proportional to current squared (4% of rating at full load, for the transformer's
-    /// copper and the LV lines).
-    pub(crate) fn losses_w(&self, load_w: f64) -> f64 {
+    /// Technical losses, W, when the feeder meter measures `metered_w`: a no-load (core) term
+    /// (0.3% of the rating) plus a load term proportional to current squared (4% of the rating
+    /// at full load, for the transformer's copper and the LV lines). The same model, with the
+    /// same shares and power factor, as the scan's `meter_core::anomaly::balance::RatedLoss`
+    /// default, which knows the rating from the registry (`contracted_kw`).
+    pub(crate) fn losses_w(&self, metered_w: f64) -> f64 {
         let rating_w = self.rating_kva * 1000.0;
-        let s_frac = load_w / FEEDER_PF / rating_w;
+        let s_frac = metered_w / FEEDER_PF / rating_w;
         rating_w * (0.003 + 0.04 * s_frac * s_frac)
+    }
+
+    /// Technical losses, W, with a consumer load of `load_w`: the current through the feeder
+    /// meter carries the load and the losses, so the losses solve `L = losses_w(load + L)`.
+    /// With y = load + L and q the load term's coefficient, q·y² − y + load + no-load = 0,
+    /// whose smaller root is the physical one (the larger is past five times the rating).
+    pub(crate) fn losses_for_load_w(&self, load_w: f64) -> f64 {
+        let rating_w = self.rating_kva * 1000.0;
+        let q = 0.04 / (FEEDER_PF * FEEDER_PF * rating_w);
+        let c = load_w + 0.003 * rating_w;
+        let disc = 1.0 - 4.0 * q * c;
+        if disc < 0.0 {
+            // No steady state: far beyond any load a healthy fleet draws.
+            return self.losses_w(load_w);
+        }
+        // The smaller root, in the form that does not cancel.
+        let y = 2.0 * c / (1.0 + disc.sqrt());
+        y - load_w
     }
 }
 
@@ -529,6 +549,32 @@ mod tests {
         let half = f.losses_w(0.5 * 100_000.0 * FEEDER_PF) - no_load;
         let full = f.losses_w(100_000.0 * FEEDER_PF) - no_load;
         assert!((full / half - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn losses_for_a_load_are_the_losses_of_what_the_feeder_meter_measures() {
+        let f = FeederProfile::new(1, 0, 40);
+        for load_w in [0.0, 20_000.0, 95_000.0, 150_000.0] {
+            let l = f.losses_for_load_w(load_w);
+            assert!((l - f.losses_w(load_w + l)).abs() < 1e-6, "{load_w}: {l}");
+        }
+    }
+
+    #[test]
+    fn feeder_losses_are_what_the_scans_rated_loss_model_expects_from_the_rating() {
+        let f = FeederProfile::new(1, 0, 40);
+        let model = meter_core::anomaly::balance::RatedLoss::default()
+            .model(f.rating_kva, 0.25)
+            .unwrap();
+        for load_w in [0.0, 8_000.0, 40_000.0, 95_000.0] {
+            let loss_kwh = f.losses_for_load_w(load_w) / 1000.0 * 0.25;
+            let metered_kwh = load_w / 1000.0 * 0.25 + loss_kwh;
+            assert!(
+                (model.loss(metered_kwh) - loss_kwh).abs() < 1e-9,
+                "{load_w} W: {loss_kwh} vs {}",
+                model.loss(metered_kwh)
+            );
+        }
     }
 
     #[test]

@@ -46,6 +46,10 @@ const SHAPE: usize = 4;
 const REVERSED: usize = 5;
 const ZERO_RUN: usize = 6;
 
+/// `rough` does not count on a day whose energy is more than this many robust standard
+/// deviations above the meter's usual (see [`score_meter`]).
+const ROUGH_ENERGY_GATE: f64 = 3.0;
+
 /// An interval at or below this many kWh counts as zero (meters report to 1 Wh).
 const ZERO_KWH: f64 = 0.000_5;
 
@@ -241,6 +245,13 @@ pub fn score_meter(days: &MeterDays, config: &TheftConfig) -> Vec<DayScore> {
         c[LOW_BASE] = -z(|s| s.log_base, 0.05);
         c[FLAT] = -z(|s| s.cv, 0.05);
         c[ROUGH] = z(|s| s.rough, 0.05);
+        // Roughness is measured relative to the day's level, so after weeks of an empty home
+        // (references near zero, their spread tiny) an ordinary day looks extremely rough; but
+        // a day using clearly more than usual is not under-reported by per-interval scaling,
+        // which always lowers the day's energy.
+        if c[LOW_ENERGY] < -ROUGH_ENERGY_GATE {
+            c[ROUGH] = c[ROUGH].min(0.0);
+        }
         c[SHAPE] = -z(|s| s.corr, 0.03);
         c[REVERSED] = z(|s| s.reversed_gain, 0.03);
         // Zero runs: hours beyond the longest run in the references, two points an hour (a
@@ -478,6 +489,28 @@ mod tests {
             let scores = score_meter(&days, &TheftConfig::default());
             assert_eq!(rank_of(&scores, 30), 0, "{}", attack.as_str());
         }
+    }
+
+    #[test]
+    fn a_normal_day_after_weeks_of_an_empty_home_is_not_rough() {
+        // 40 days of a home nearly empty (a fridge: 1% of its load, flat), then its usual days.
+        let mut days = household(50, 3);
+        for d in 0..40 {
+            days.day_mut(d)
+                .iter_mut()
+                .for_each(|v| *v = 0.01 + 0.0005 * (*v).min(1.0));
+        }
+        let scores = score_meter(&days, &TheftConfig::default());
+        let back = scores.iter().find(|d| d.day == 40).unwrap();
+        assert!(back.components[LOW_ENERGY] < -ROUGH_ENERGY_GATE, "{back:?}");
+        assert!(back.components[ROUGH] <= 0.0, "{back:?}");
+        assert!(back.score < 3.0, "{back:?}");
+        // An h3 day on an ordinary meter still counts as rough.
+        let mut days = household(60, 1);
+        Attack::H3.inject(days.day_mut(30), &mut Rng::new(4));
+        let scores = score_meter(&days, &TheftConfig::default());
+        let h3 = scores.iter().find(|d| d.day == 30).unwrap();
+        assert!(h3.components[ROUGH] > 3.0, "{h3:?}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   same time of day over the previous weeks) *and* above anything the meter recorded at any
 //!   time of day over those weeks: a household's evening heater on an unusual day is far above
 //!   its slot's median, but not beyond its own recent peaks, and flagging it would bury the
-//!   review queue;
+//!   review queue. A meter with too little same-slot history (its first week) is judged
+//!   against its intervals at any time of day over the days it has, and must exceed twice
+//!   their largest;
 //! - `stuck_register`: the cumulative register does not move for a run of intervals while the
 //!   power the meter reports over the run adds up to energy the register would have shown (a
 //!   few register steps): the longer the standstill, the less power it takes to give it away;
@@ -101,6 +103,13 @@ pub struct VeeConfig {
     /// hide the next one for four weeks (at the price of flagging every evening of a newly
     /// bought heater until its slot's median moves).
     pub spike_peak_skips_flagged: bool,
+    /// With fewer same-slot values than `spike_min_history` (a meter's first week), the spike
+    /// check falls back to the meter's intervals at any time of day over the history it has,
+    /// once it has at least this many days of them; 0 turns the fallback off.
+    pub spike_short_min_days: usize,
+    /// …and the fallback's spike must exceed this multiple of the largest interval of that
+    /// short history (a few days have not shown the meter's whole range yet).
+    pub spike_short_over_peak: f64,
     /// Intervals the register must stand still for.
     pub stuck_min_intervals: usize,
     /// Energy the reported power implies over a standstill above which the register must have
@@ -131,6 +140,8 @@ impl VeeConfig {
             spike_min_history: 7,
             spike_over_peak: 1.0,
             spike_peak_skips_flagged: false,
+            spike_short_min_days: 1,
+            spike_short_over_peak: 2.0,
             stuck_min_intervals: 2 * per_hour,
             stuck_min_kwh: 0.01,
             zero_min_intervals: 12 * per_hour,
@@ -274,6 +285,10 @@ fn spikes(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Findin
             }
         }
         if history.len() < config.spike_min_history {
+            if let Some(f) = short_history_spike(readings, i, config) {
+                flagged[i] = true;
+                out.push(f);
+            }
             continue;
         }
         history.sort_by(f64::total_cmp);
@@ -313,6 +328,64 @@ fn spikes(readings: &[IntervalReading], config: &VeeConfig, out: &mut Vec<Findin
             ),
         });
     }
+}
+
+/// The spike check of interval `i` of a meter with too little same-slot history: its intervals
+/// at any time of day over the history it has (at least `spike_short_min_days` days of them),
+/// robust z of `r` against them above `spike_z`, at least `spike_min_excess_kwh` over their
+/// median, and above `spike_short_over_peak` times their largest. A day's intervals spread far
+/// more than one slot's, so the z alone would pass little; the peak test is what holds a real
+/// evening peak back.
+fn short_history_spike(
+    readings: &[IntervalReading],
+    i: usize,
+    config: &VeeConfig,
+) -> Option<Finding> {
+    const DAY_MS: i64 = 86_400_000;
+    let r = &readings[i];
+    let per_day = usize::try_from(DAY_MS / config.interval_ms.max(1)).ok()?;
+    let need = config.spike_short_min_days.checked_mul(per_day)?;
+    if config.spike_short_min_days == 0 || i < need {
+        return None;
+    }
+    let since = r.end.millis() - config.spike_history_days as i64 * DAY_MS;
+    let first = readings[..i].partition_point(|x| x.end.millis() < since);
+    let mut prior: Vec<f64> = readings[first..i]
+        .iter()
+        .map(|x| x.kwh)
+        .filter(|v| *v >= 0.0)
+        .collect();
+    // Days of history by time as well as by count, so a burst of duplicates is not a day.
+    let span = r.end.millis() - readings[first].end.millis();
+    if prior.len() < need || span < config.spike_short_min_days as i64 * DAY_MS {
+        return None;
+    }
+    prior.sort_by(f64::total_cmp);
+    let median = prior[prior.len() / 2];
+    let peak = prior[prior.len() - 1];
+    if r.kwh <= config.spike_short_over_peak * peak || r.kwh - median <= config.spike_min_excess_kwh
+    {
+        return None;
+    }
+    let mut deviations: Vec<f64> = prior.iter().map(|v| (v - median).abs()).collect();
+    deviations.sort_by(f64::total_cmp);
+    let spread = 1.4826 * deviations[deviations.len() / 2] + 0.05;
+    let z = (r.kwh - median) / spread;
+    if z <= config.spike_z {
+        return None;
+    }
+    let days = span as f64 / DAY_MS as f64;
+    Some(Finding {
+        kind: VeeKind::Spike,
+        from: r.end,
+        to: r.end,
+        score: z,
+        explanation: format!(
+            "{:.3} kWh against a usual {median:.3} kWh at any time of day (z = {z:.1}) and a \
+             peak of {peak:.3} kWh over the {days:.1} days the meter has; for review, not edited",
+            r.kwh
+        ),
+    })
 }
 
 /// Runs of at least `min` consecutive readings where `hit(i)` holds and `accept(start, end)`
@@ -411,6 +484,39 @@ mod tests {
     #[test]
     fn a_clean_series_has_no_findings() {
         assert!(check(&series(30), &config()).is_empty());
+    }
+
+    #[test]
+    fn a_spike_on_a_meters_third_day_is_flagged_against_the_days_it_has() {
+        let mut s = series(3);
+        let i = 2 * 48 + 10;
+        s[i].kwh = 3.0;
+        s[i].mean_power_kw = Some(6.0);
+        for r in &mut s[i..] {
+            r.register_kwh = r.register_kwh.map(|v| v + 2.8);
+        }
+        let f = check(&s, &config());
+        assert_eq!(kinds(&f), vec![VeeKind::Spike], "{f:?}");
+        assert_eq!(f[0].from, s[i].end);
+        assert!(f[0].explanation.contains("any time of day"), "{f:?}");
+    }
+
+    #[test]
+    fn in_a_meters_first_days_its_evening_peak_and_a_spike_on_day_one_are_not_flagged() {
+        // The evening (0.6 kWh, 3× the night) arrives after a night and a morning of history,
+        // and a value under twice the short history's peak is not a spike.
+        let mut s = series(3);
+        s[2 * 48 + 10].kwh = 1.1;
+        // Day one has no history to judge by.
+        s[10].kwh = 3.0;
+        assert!(of_kind(&s, VeeKind::Spike).is_empty());
+        let off = VeeConfig {
+            spike_short_min_days: 0,
+            ..config()
+        };
+        let mut t = series(3);
+        t[2 * 48 + 10].kwh = 3.0;
+        assert!(check(&t, &off).iter().all(|f| f.kind != VeeKind::Spike));
     }
 
     #[test]
