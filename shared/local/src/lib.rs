@@ -1795,6 +1795,61 @@ mod tests {
         assert_eq!(count("readings") + count("readings_hot"), 30);
     }
 
+    #[tokio::test]
+    async fn a_late_reading_kept_hot_does_not_hide_newer_ones_already_moved_on() {
+        for wrap in [false, true] {
+            let limits = HotLimits {
+                readings: 1,
+                ..HotLimits::default()
+            };
+            let db = Arc::new(SqliteDb::in_memory().unwrap().with_hot_limits(limits));
+            let store = SqliteReadingStore::new(db.clone());
+            let at = |minutes: i64| Timestamp::from_millis(1_772_323_200_000 + minutes * 60_000);
+            let reading = |minutes: i64| Reading {
+                meter_id: MeterId::parse("m-1").unwrap(),
+                ts: at(minutes),
+                seq: None,
+                received: at(minutes),
+                energy_import: Energy::from_mwh(minutes * 1_000),
+                energy_export: None,
+                power_w: None,
+                voltage_v: None,
+                current_a: None,
+                power_factor: None,
+                frequency_hz: None,
+                status: MeterStatus::Ok,
+                relay: None,
+            };
+            // 10 moves on, 20 stays hot; then the late 5 arrives and 20 moves on: the main
+            // table holds 10 and 20, the hot table only the older 5.
+            tx(&db, wrap, store.insert(&[reading(10), reading(20)])).await;
+            tx(&db, wrap, store.insert(&[reading(5)])).await;
+            let hot: i64 = db
+                .conn()
+                .unwrap()
+                .query_row("SELECT MAX(ts) FROM readings_hot", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(hot, at(5).millis(), "the set-up this case is about");
+            let m = MeterId::parse("m-1").unwrap();
+            let before = tx(&db, wrap, store.before(&m, at(30))).await;
+            assert_eq!(before.map(|r| r.ts), Some(at(20)), "wrapped: {wrap}");
+            let after = tx(&db, wrap, store.after(&m, at(0))).await;
+            assert_eq!(after.map(|r| r.ts), Some(at(5)), "wrapped: {wrap}");
+            let with_previous = tx(&db, wrap, store.range_with_previous(&m, at(25), at(30))).await;
+            assert_eq!(
+                with_previous.iter().map(|r| r.ts).collect::<Vec<_>>(),
+                vec![at(20)],
+                "wrapped: {wrap}"
+            );
+            let all = tx(&db, wrap, store.range(&m, at(0), at(30))).await;
+            assert_eq!(
+                all.iter().map(|r| r.ts).collect::<Vec<_>>(),
+                vec![at(5), at(10), at(20)],
+                "wrapped: {wrap}"
+            );
+        }
+    }
+
     /// Runs `call`, inside `begin`/`commit` when `wrap` is set.
     async fn tx<T>(
         db: &SqliteDb,
