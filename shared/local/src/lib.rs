@@ -31,8 +31,14 @@ use meter_core::{
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS readings (
+/// `CREATE TABLE` for a readings table named `$name` (`readings` and `readings_hot` share it).
+macro_rules! readings_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS ",
+            $name,
+            " (",
+            r#"
     meter_id     TEXT    NOT NULL,
     ts           INTEGER NOT NULL,
     seq          INTEGER,
@@ -47,26 +53,45 @@ CREATE TABLE IF NOT EXISTS readings (
     status       TEXT    NOT NULL,
     relay        TEXT,
     PRIMARY KEY (meter_id, ts)
-) WITHOUT ROWID;
+"#,
+            ") WITHOUT ROWID;"
+        )
+    };
+}
+
+/// `CREATE TABLE` for an aggregates table named `$name` (`aggregates` and `aggregates_hot`).
+macro_rules! aggregates_table {
+    ($name:literal) => {
+        concat!(
+            "CREATE TABLE IF NOT EXISTS ",
+            $name,
+            " (",
+            r#"
+    meter_id  TEXT    NOT NULL,
+    period    TEXT    NOT NULL,
+    measured  INTEGER NOT NULL,
+    estimated INTEGER NOT NULL,
+    readings  INTEGER NOT NULL,
+    resets    INTEGER NOT NULL,
+    version   INTEGER NOT NULL,
+    PRIMARY KEY (meter_id, period)
+"#,
+            ") WITHOUT ROWID;"
+        )
+    };
+}
+
+const SCHEMA: &str = concat!(
+    r#"
+"#,
+    readings_table!("readings"),
+    r#"
 CREATE UNIQUE INDEX IF NOT EXISTS readings_by_seq ON readings (meter_id, seq) WHERE seq IS NOT NULL;
 
 -- New readings land here first (see `HotLimits`); the two tables never share a reading.
-CREATE TABLE IF NOT EXISTS readings_hot (
-    meter_id     TEXT    NOT NULL,
-    ts           INTEGER NOT NULL,
-    seq          INTEGER,
-    received_ms  INTEGER NOT NULL,
-    e_imp        INTEGER NOT NULL,
-    e_exp        INTEGER,
-    power_w      REAL,
-    voltage_v    REAL,
-    current_a    REAL,
-    power_factor REAL,
-    frequency_hz REAL,
-    status       TEXT    NOT NULL,
-    relay        TEXT,
-    PRIMARY KEY (meter_id, ts)
-) WITHOUT ROWID;
+"#,
+    readings_table!("readings_hot"),
+    r#"
 CREATE UNIQUE INDEX IF NOT EXISTS readings_hot_by_seq ON readings_hot (meter_id, seq) WHERE seq IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS meters (
@@ -91,29 +116,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
     PRIMARY KEY (meter_key, received_ms, id)
 ) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS aggregates (
-    meter_id  TEXT    NOT NULL,
-    period    TEXT    NOT NULL,
-    measured  INTEGER NOT NULL,
-    estimated INTEGER NOT NULL,
-    readings  INTEGER NOT NULL,
-    resets    INTEGER NOT NULL,
-    version   INTEGER NOT NULL,
-    PRIMARY KEY (meter_id, period)
-) WITHOUT ROWID;
+"#,
+    aggregates_table!("aggregates"),
+    r#"
 
 -- Aggregates written recently (see `HotLimits`). A row here is newer than the same key in
 -- `aggregates`, which it shadows until it is moved there.
-CREATE TABLE IF NOT EXISTS aggregates_hot (
-    meter_id  TEXT    NOT NULL,
-    period    TEXT    NOT NULL,
-    measured  INTEGER NOT NULL,
-    estimated INTEGER NOT NULL,
-    readings  INTEGER NOT NULL,
-    resets    INTEGER NOT NULL,
-    version   INTEGER NOT NULL,
-    PRIMARY KEY (meter_id, period)
-) WITHOUT ROWID;
+"#,
+    aggregates_table!("aggregates_hot"),
+    r#"
 
 CREATE TABLE IF NOT EXISTS events (
     meter_id TEXT    NOT NULL,
@@ -154,7 +165,8 @@ CREATE TABLE IF NOT EXISTS findings (
     PRIMARY KEY (meter_id, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS open_findings ON findings (meter_id, id) WHERE status = 'open';
-"#;
+"#,
+);
 
 /// The readings table's columns, as a macro so whole statements are `concat!`ed at compile time:
 /// building them with `format!` on every call was measurable on the ingest path.
@@ -1494,6 +1506,25 @@ impl EventStore for SqliteEventStore {
 mod tests {
     use super::*;
 
+    /// A plain reading of `meter` at `ts_ms` with register `mwh`, `seq` and nothing else.
+    fn reading_at(meter: &str, ts_ms: i64, mwh: i64, seq: Option<u64>) -> Reading {
+        Reading {
+            meter_id: MeterId::parse(meter).unwrap(),
+            ts: Timestamp::from_millis(ts_ms),
+            seq,
+            received: Timestamp::from_millis(ts_ms + 1_000),
+            energy_import: Energy::from_mwh(mwh),
+            energy_export: None,
+            power_w: None,
+            voltage_v: None,
+            current_a: None,
+            power_factor: None,
+            frequency_hz: None,
+            status: MeterStatus::Ok,
+            relay: None,
+        }
+    }
+
     #[test]
     fn committed_writes_reach_the_database_file_without_the_writer_checkpointing() {
         let dir = std::env::temp_dir().join(format!("meterflow-ckpt-{}", std::process::id()));
@@ -1728,21 +1759,8 @@ mod tests {
         let db = Arc::new(SqliteDb::in_memory().unwrap().with_hot_limits(limits));
         let store = SqliteReadingStore::new(db.clone());
         let t0 = 1_772_323_200_000_i64;
-        let reading = |meter: &str, i: i64| Reading {
-            meter_id: MeterId::parse(meter).unwrap(),
-            ts: Timestamp::from_millis(t0 + i * 900_000),
-            seq: Some(i as u64),
-            received: Timestamp::from_millis(t0 + i * 900_000 + 1_000),
-            energy_import: Energy::from_mwh(1_000 * i),
-            energy_export: None,
-            power_w: None,
-            voltage_v: None,
-            current_a: None,
-            power_factor: None,
-            frequency_hz: None,
-            status: MeterStatus::Ok,
-            relay: None,
-        };
+        let reading =
+            |meter: &str, i: i64| reading_at(meter, t0 + i * 900_000, 1_000 * i, Some(i as u64));
         for i in 0..10 {
             let batch: Vec<Reading> = ["a", "b", "c"].iter().map(|m| reading(m, i)).collect();
             assert!(store
@@ -1805,21 +1823,8 @@ mod tests {
             let db = Arc::new(SqliteDb::in_memory().unwrap().with_hot_limits(limits));
             let store = SqliteReadingStore::new(db.clone());
             let at = |minutes: i64| Timestamp::from_millis(1_772_323_200_000 + minutes * 60_000);
-            let reading = |minutes: i64| Reading {
-                meter_id: MeterId::parse("m-1").unwrap(),
-                ts: at(minutes),
-                seq: None,
-                received: at(minutes),
-                energy_import: Energy::from_mwh(minutes * 1_000),
-                energy_export: None,
-                power_w: None,
-                voltage_v: None,
-                current_a: None,
-                power_factor: None,
-                frequency_hz: None,
-                status: MeterStatus::Ok,
-                relay: None,
-            };
+            let reading =
+                |minutes: i64| reading_at("m-1", at(minutes).millis(), minutes * 1_000, None);
             // 10 moves on, 20 stays hot; then the late 5 arrives and 20 moves on: the main
             // table holds 10 and 20, the hot table only the older 5.
             tx(&db, wrap, store.insert(&[reading(10), reading(20)])).await;

@@ -308,17 +308,22 @@ pub fn rank_block_suspects(
                 })
                 .sum();
             let reported: f64 = (start..end).map(|b| at(c, b)).sum();
-            let drop = (expected - reported).max(0.0);
-            let explained = if missing > 0.0 {
-                (drop / missing).min(1.0)
-            } else {
-                0.0
-            };
-            (j, explained + 1e-3 * drop)
+            (j, suspect_score((expected - reported).max(0.0), missing))
         })
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
     ranked
+}
+
+/// A suspect's score from the drop of its reported energy against the missing energy: the
+/// share of the missing energy it explains (capped at 1), plus a small tie-break by the drop.
+fn suspect_score(drop: f64, missing: f64) -> f64 {
+    let explained = if missing > 0.0 {
+        (drop / missing).min(1.0)
+    } else {
+        0.0
+    };
+    explained + 1e-3 * drop
 }
 
 /// Daily totals of an interval series of `slots` intervals a day (whole days only): the input
@@ -348,13 +353,7 @@ pub fn rank_suspects(
             let start = onset.min(end);
             let before = mean(&d[start.saturating_sub(reference)..start]);
             let after = mean(&d[start..end]);
-            let drop = (before - after).max(0.0);
-            let explained = if missing_per_day > 0.0 {
-                (drop / missing_per_day).min(1.0)
-            } else {
-                0.0
-            };
-            (j, explained + 1e-3 * drop)
+            (j, suspect_score((before - after).max(0.0), missing_per_day))
         })
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
