@@ -225,6 +225,8 @@ pub struct SqliteDb {
 struct MainBounds {
     /// Set by `begin` after the check, cleared by `commit` and `rollback`.
     trusted: bool,
+    /// When `begin` opened the transaction, on the clock aggregate versions come from.
+    begun_us: u64,
     data_version: Option<i64>,
     /// meter → its bounds in `readings`.
     meters: std::collections::BTreeMap<String, MeterBounds>,
@@ -448,17 +450,26 @@ impl SqliteDb {
         let (end, wrapped) = match end {
             Some(end) => (end, false),
             None => {
+                // Fewer than `n` rows after the cursor: this slice ends at the last of them, and
+                // the next move starts again from the first meter.
                 let last: Option<(String, i64)> = conn
                     .prepare_cached(
-                        "SELECT meter_id, ts FROM readings_hot ORDER BY meter_id DESC, ts DESC LIMIT 1",
+                        "SELECT meter_id, ts FROM readings_hot WHERE (meter_id, ts) > (?1, ?2) \
+                         ORDER BY meter_id DESC, ts DESC LIMIT 1",
                     )
-                    .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                    .and_then(|mut st| {
+                        st.query_row(params![from_meter, from_ts], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
                     .map_err(sql)?;
                 match last {
                     Some(last) => (last, true),
                     None => {
+                        // Nothing after the cursor: start from the first meter next time.
                         *cursor = None;
-                        self.hot_readings.store(0, Ordering::Relaxed);
+                        if from_meter.is_empty() && from_ts == i64::MIN {
+                            self.hot_readings.store(0, Ordering::Relaxed);
+                        }
                         return Ok(());
                     }
                 }
@@ -486,11 +497,17 @@ impl SqliteDb {
         self.hot_readings.fetch_sub(moved as i64, Ordering::Relaxed);
         {
             let mut bounds = self.bounds()?;
-            let stale: Vec<String> = bounds
-                .meters
-                .range(from_meter.clone()..=end.0.clone())
-                .map(|(k, _)| k.clone())
-                .collect();
+            // The slice ends after its start (both queries look after the cursor); the guard
+            // keeps a broken assumption from panicking in `BTreeMap::range`.
+            let stale: Vec<String> = if from_meter <= end.0 {
+                bounds
+                    .meters
+                    .range(from_meter.clone()..=end.0.clone())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            } else {
+                bounds.meters.keys().cloned().collect()
+            };
             for k in stale {
                 bounds.meters.remove(&k);
             }
@@ -570,7 +587,23 @@ impl SqliteDb {
             bounds.data_version = Some(version);
         }
         bounds.trusted = true;
+        bounds.begun_us = wall_clock_us();
         Ok(())
+    }
+
+    /// A version at or above which no row of the main `aggregates` table can be, when that is
+    /// known: inside [`SqliteDb::begin`]'s transaction, for its first
+    /// [`HotLimits::aggregate_idle`]. Rows only reach `aggregates` by moving, once idle that long,
+    /// and versions come from the clock (see [`SqliteDb::next_version`]), so every main row's
+    /// version is older than the moment the transaction began. A put at or above it skips the
+    /// main-table version check.
+    fn aggregates_fresh_from(&self) -> Result<Option<u64>, StoreError> {
+        let bounds = self.bounds()?;
+        let idle = u64::try_from(self.hot.aggregate_idle.as_micros()).unwrap_or(u64::MAX);
+        Ok(
+            (bounds.trusted && wall_clock_us().saturating_sub(bounds.begun_us) < idle)
+                .then_some(bounds.begun_us),
+        )
     }
 
     fn bounds(&self) -> Result<MutexGuard<'_, MainBounds>, StoreError> {
@@ -614,10 +647,7 @@ impl SqliteDb {
     /// versions in an older database are small integers, far below any clock reading.
     pub fn next_version(&self) -> u64 {
         use std::sync::atomic::Ordering;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
+        let now = wall_clock_us();
         let mut last = self.last_version.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);
@@ -660,6 +690,14 @@ impl SqliteDb {
             .lock()
             .map_err(|_| StoreError::Corrupt("SQLite connection lock poisoned".into()))
     }
+}
+
+/// The wall clock in microseconds since the epoch (0 before it): aggregate versions' clock.
+fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// Brings a database made by an earlier version up to [`SCHEMA`]: `CREATE TABLE IF NOT EXISTS`
@@ -1305,11 +1343,14 @@ impl AggregateStore for SqliteAggregateStore {
                     "SELECT 1 FROM aggregates WHERE meter_id = ?1 AND period = ?2 AND version >= ?3",
                 )
                 .map_err(sql)?;
+            let fresh_from = self.db.aggregates_fresh_from()?;
             for a in aggregates {
                 let key = a.period.key();
-                if newer_in_main
-                    .exists(params![a.meter_id.as_str(), key, a.version as i64])
-                    .map_err(sql)?
+                let fresh = fresh_from.is_some_and(|t| a.version >= t);
+                if !fresh
+                    && newer_in_main
+                        .exists(params![a.meter_id.as_str(), key, a.version as i64])
+                        .map_err(sql)?
                 {
                     continue;
                 }
@@ -1725,8 +1766,12 @@ mod tests {
             .unwrap();
         assert_eq!((sum.measured.mwh(), sum.readings), (7_000_000, 8));
 
-        // A put older than the main table's row is refused, hot or not.
+        // A put older than the main table's row is refused, hot or not, and inside the
+        // bridge's transaction too (where fresh puts skip the check).
         store.put(&[hour("m-1", h1, 9, v1 - 1)]).await.unwrap();
+        db.begin().unwrap();
+        store.put(&[hour("m-1", h1, 9, v1 - 1)]).await.unwrap();
+        db.commit().unwrap();
         let rows = store
             .range(
                 &m,
@@ -1736,6 +1781,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows[0].measured.mwh(), 2_000_000);
+    }
+
+    #[tokio::test]
+    async fn in_the_bridges_transaction_only_puts_newer_than_its_start_skip_the_main_check() {
+        let db = Arc::new(SqliteDb::in_memory().unwrap());
+        let store = SqliteAggregateStore { db: db.clone() };
+        let m = MeterId::parse("m-1").unwrap();
+        let h0 = 1_772_323_200_000;
+        let p0 = Period::Hour(Timestamp::from_millis(h0));
+        let v_main = db.next_version();
+        db.conn()
+            .unwrap()
+            .execute(
+                "INSERT INTO aggregates VALUES ('m-1', ?1, 1000000, 0, 4, 0, ?2)",
+                params![p0.key(), v_main as i64],
+            )
+            .unwrap();
+        db.begin().unwrap();
+        store.put(&[hour("m-1", h0, 9, v_main - 1)]).await.unwrap();
+        assert_eq!(
+            store.range(&m, p0, p0).await.unwrap()[0].measured.mwh(),
+            1_000_000
+        );
+        let fresh = db.next_version();
+        store.put(&[hour("m-1", h0, 2, fresh)]).await.unwrap();
+        db.commit().unwrap();
+        let rows = store.range(&m, p0, p0).await.unwrap();
+        assert_eq!(
+            (rows[0].measured.mwh(), rows[0].version),
+            (2_000_000, fresh)
+        );
     }
 
     #[tokio::test]
@@ -1811,6 +1887,54 @@ mod tests {
             }
         }
         assert_eq!(count("readings") + count("readings_hot"), 30);
+    }
+
+    #[tokio::test]
+    async fn a_move_cursor_past_every_hot_reading_starts_again_from_the_first_meter() {
+        let limits = HotLimits {
+            readings: 1,
+            readings_move_max: 1,
+            ..HotLimits::default()
+        };
+        let db = Arc::new(SqliteDb::in_memory().unwrap().with_hot_limits(limits));
+        let store = SqliteReadingStore::new(db.clone());
+        let t0 = 1_772_323_200_000_i64;
+        // Each call moves the first hot reading after the cursor; by the fifth call the cursor
+        // (at c's second reading) is past both hot readings of meter a.
+        let calls = [
+            ("a", 1),
+            ("b", 1),
+            ("c", 1),
+            ("c", 2),
+            ("a", 5),
+            ("a", 6),
+            ("a", 7),
+        ];
+        for (i, (meter, k)) in calls.into_iter().enumerate() {
+            let r = reading_at(meter, t0 + k * 900_000, k * 1_000, None);
+            // Inside the bridge's transactions, where the main table's bounds are known.
+            assert_eq!(
+                tx(&db, true, store.insert(&[r])).await,
+                vec![InsertOutcome::Stored],
+                "call {i}"
+            );
+        }
+        let a = MeterId::parse("a").unwrap();
+        let all = store
+            .range(
+                &a,
+                Timestamp::from_millis(t0),
+                Timestamp::from_millis(t0 + 8 * 900_000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 4);
+        let hot: i64 = db
+            .conn()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM readings_hot", [], |r| r.get(0))
+            .unwrap();
+        assert!(hot <= 2, "moves went on from the first meter: {hot} hot");
     }
 
     #[tokio::test]
