@@ -882,6 +882,33 @@ fn taken_in_main(conn: &Connection, r: &Reading) -> Result<Option<bool>, StoreEr
     Ok(seq_taken.then_some(false))
 }
 
+/// The readings of `$table` in `[?2, ?3]` of meter `?1`, starting with its last at or before `?2`.
+macro_rules! with_previous {
+    ($table:literal) => {
+        concat!(
+            "SELECT ",
+            reading_columns!(),
+            " FROM ",
+            $table,
+            " WHERE meter_id = ?1 AND ts <= ?3 AND ts >= COALESCE(",
+            "(SELECT MAX(ts) FROM ",
+            $table,
+            " WHERE meter_id = ?1 AND ts <= ?2), ?2) ORDER BY ts"
+        )
+    };
+}
+
+/// Whether the main table can hold nothing at or after `hot`, the answer found hot, given
+/// `main_max`, the meter's newest timestamp there when known (`Some(None)`: no rows). Unknown
+/// bounds (`None`) or no hot answer: it may.
+fn main_ends_before(main_max: Option<Option<i64>>, hot: Option<Timestamp>) -> bool {
+    match (main_max, hot) {
+        (Some(None), _) => true,
+        (Some(Some(m)), Some(h)) => m < h.millis(),
+        _ => false,
+    }
+}
+
 /// Two time-ordered lists of readings as one.
 fn merge_by_time(a: Vec<Reading>, b: Vec<Reading>) -> Vec<Reading> {
     if b.is_empty() {
@@ -1022,36 +1049,15 @@ impl ReadingStore for SqliteReadingStore {
         // its part; the later of the two starts the merged result.
         let conn = self.db.conn()?;
         let args: &[&dyn rusqlite::ToSql] = &[&meter.as_str(), &from.millis(), &to.millis()];
-        let hot = query_readings(
-            &conn,
-            select_hot_readings!(
-                "WHERE meter_id = ?1 AND ts <= ?3 AND ts >= COALESCE(\
-                 (SELECT MAX(ts) FROM readings_hot WHERE meter_id = ?1 AND ts <= ?2), ?2) \
-                 ORDER BY ts"
-            ),
-            args,
-        )?;
+        let hot = query_readings(&conn, with_previous!("readings_hot"), args)?;
         // The main table cannot add anything when it is empty for the meter or ends before
         // the hot table's reading at or before `from`.
         let main_max = self.db.main_bounds_of(&conn, meter.as_str())?.map(|b| b.0);
         let hot_start = hot.first().map(|r| r.ts).filter(|t| *t <= from);
-        let skip = main_max.is_some_and(|m| match (m, hot_start) {
-            (None, _) => true,
-            (Some(m), Some(h)) => m < h.millis(),
-            (Some(_), None) => false,
-        });
-        let mut all = if skip {
+        let mut all = if main_ends_before(main_max, hot_start) {
             hot
         } else {
-            let main = query_readings(
-                &conn,
-                select_readings!(
-                    "WHERE meter_id = ?1 AND ts <= ?3 AND ts >= COALESCE(\
-                     (SELECT MAX(ts) FROM readings WHERE meter_id = ?1 AND ts <= ?2), ?2) \
-                     ORDER BY ts"
-                ),
-                args,
-            )?;
+            let main = query_readings(&conn, with_previous!("readings"), args)?;
             merge_by_time(main, hot)
         };
         let before = all.partition_point(|r| r.ts <= from);
@@ -1071,12 +1077,7 @@ impl ReadingStore for SqliteReadingStore {
         )?
         .pop();
         let main_max = self.db.main_bounds_of(&conn, meter.as_str())?.map(|b| b.0);
-        let skip = main_max.is_some_and(|m| match (m, &hot) {
-            (None, _) => true,
-            (Some(m), Some(h)) => m < h.ts.millis(),
-            (Some(_), None) => false,
-        });
-        if skip {
+        if main_ends_before(main_max, hot.as_ref().map(|r| r.ts)) {
             return Ok(hot);
         }
         let main = query_readings(
