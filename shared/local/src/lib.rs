@@ -1068,51 +1068,65 @@ impl ReadingStore for SqliteReadingStore {
     }
 
     async fn before(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
-        let conn = self.db.conn()?;
-        let args: &[&dyn rusqlite::ToSql] = &[&meter.as_str(), &ts.millis()];
-        let hot = query_readings(
-            &conn,
-            select_hot_readings!("WHERE meter_id = ?1 AND ts < ?2 ORDER BY ts DESC LIMIT 1"),
-            args,
-        )?
-        .pop();
-        let main_max = self.db.main_bounds_of(&conn, meter.as_str())?.map(|b| b.0);
-        if main_ends_before(main_max, hot.as_ref().map(|r| r.ts)) {
-            return Ok(hot);
-        }
-        let main = query_readings(
-            &conn,
-            select_readings!("WHERE meter_id = ?1 AND ts < ?2 ORDER BY ts DESC LIMIT 1"),
-            args,
-        )?
-        .pop();
-        Ok(match (main, hot) {
-            (Some(a), Some(b)) => Some(if a.ts > b.ts { a } else { b }),
-            (a, b) => a.or(b),
-        })
+        self.nearest(
+            meter,
+            ts,
+            Nearest {
+                main: select_readings!("WHERE meter_id = ?1 AND ts < ?2 ORDER BY ts DESC LIMIT 1"),
+                hot: select_hot_readings!(
+                    "WHERE meter_id = ?1 AND ts < ?2 ORDER BY ts DESC LIMIT 1"
+                ),
+                later: true,
+            },
+        )
     }
 
     async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
+        self.nearest(
+            meter,
+            ts,
+            Nearest {
+                main: select_readings!("WHERE meter_id = ?1 AND ts > ?2 ORDER BY ts LIMIT 1"),
+                hot: select_hot_readings!("WHERE meter_id = ?1 AND ts > ?2 ORDER BY ts LIMIT 1"),
+                later: false,
+            },
+        )
+    }
+}
+
+/// The statements of a nearest-reading lookup ([`ReadingStore::before`] or `after`) in each table.
+struct Nearest {
+    main: &'static str,
+    hot: &'static str,
+    /// Looking back (the later of the two answers wins) or forward (the earlier wins).
+    later: bool,
+}
+
+impl SqliteReadingStore {
+    /// The reading nearest to `ts` in one direction across both tables, skipping the main table
+    /// where its known bounds say it cannot hold a nearer answer than the hot one.
+    fn nearest(
+        &self,
+        meter: &MeterId,
+        ts: Timestamp,
+        q: Nearest,
+    ) -> Result<Option<Reading>, StoreError> {
         let conn = self.db.conn()?;
         let args: &[&dyn rusqlite::ToSql] = &[&meter.as_str(), &ts.millis()];
-        let hot = query_readings(
-            &conn,
-            select_hot_readings!("WHERE meter_id = ?1 AND ts > ?2 ORDER BY ts LIMIT 1"),
-            args,
-        )?
-        .pop();
+        let hot = query_readings(&conn, q.hot, args)?.pop();
         let main_max = self.db.main_bounds_of(&conn, meter.as_str())?.map(|b| b.0);
-        if main_max.is_some_and(|m| m.is_none_or(|m| m <= ts.millis())) {
+        let skip = if q.later {
+            main_ends_before(main_max, hot.as_ref().map(|r| r.ts))
+        } else {
+            // Forward: the main table has nothing after `ts` once its newest is not after it.
+            main_max.is_some_and(|m| m.is_none_or(|m| m <= ts.millis()))
+        };
+        if skip {
             return Ok(hot);
         }
-        let main = query_readings(
-            &conn,
-            select_readings!("WHERE meter_id = ?1 AND ts > ?2 ORDER BY ts LIMIT 1"),
-            args,
-        )?
-        .pop();
+        let main = query_readings(&conn, q.main, args)?.pop();
         Ok(match (main, hot) {
-            (Some(a), Some(b)) => Some(if a.ts < b.ts { a } else { b }),
+            (Some(a), Some(b)) => Some(if (a.ts > b.ts) == q.later { a } else { b }),
             (a, b) => a.or(b),
         })
     }
