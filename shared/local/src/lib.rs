@@ -1565,19 +1565,13 @@ mod tests {
     /// A plain reading of `meter` at `ts_ms` with register `mwh`, `seq` and nothing else.
     fn reading_at(meter: &str, ts_ms: i64, mwh: i64, seq: Option<u64>) -> Reading {
         Reading {
-            meter_id: MeterId::parse(meter).unwrap(),
-            ts: Timestamp::from_millis(ts_ms),
             seq,
-            received: Timestamp::from_millis(ts_ms + 1_000),
-            energy_import: Energy::from_mwh(mwh),
-            energy_export: None,
-            power_w: None,
-            voltage_v: None,
-            current_a: None,
-            power_factor: None,
-            frequency_hz: None,
-            status: MeterStatus::Ok,
-            relay: None,
+            ..Reading::register_only(
+                MeterId::parse(meter).unwrap(),
+                Timestamp::from_millis(ts_ms),
+                Timestamp::from_millis(ts_ms + 1_000),
+                Energy::from_mwh(mwh),
+            )
         }
     }
 
