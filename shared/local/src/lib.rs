@@ -8,6 +8,7 @@
 
 mod findings;
 mod forecasts;
+mod recent;
 pub mod stack;
 
 pub use findings::SqliteFindingStore;
@@ -230,6 +231,8 @@ struct MainBounds {
     data_version: Option<i64>,
     /// meter → its bounds in `readings`.
     meters: std::collections::BTreeMap<String, MeterBounds>,
+    /// Copies of each meter's newest readings and aggregates, trusted on the same terms.
+    recent: recent::Recent,
 }
 
 /// A meter's newest timestamp and highest seq in the main `readings` table (`None`: no rows).
@@ -584,6 +587,7 @@ impl SqliteDb {
         let mut bounds = self.bounds()?;
         if bounds.data_version != Some(version) {
             bounds.meters.clear();
+            bounds.recent.clear();
             bounds.data_version = Some(version);
         }
         bounds.trusted = true;
@@ -678,6 +682,7 @@ impl SqliteDb {
             let mut bounds = self.bounds()?;
             bounds.trusted = false;
             bounds.meters.clear();
+            bounds.recent.clear();
         }
         if conn.is_autocommit() {
             return Ok(());
@@ -1004,12 +1009,20 @@ impl ReadingStore for SqliteReadingStore {
                 out.push(outcome);
             }
         }
-        let stored = out.iter().filter(|o| **o == InsertOutcome::Stored).count();
+        let stored: Vec<&Reading> = readings
+            .iter()
+            .zip(&out)
+            .filter(|(_, o)| **o == InsertOutcome::Stored)
+            .map(|(r, _)| r)
+            .collect();
         self.db
             .hot_readings
-            .fetch_add(stored as i64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(stored.len() as i64, std::sync::atomic::Ordering::Relaxed);
         self.db.move_hot_readings(&tx)?;
         tx.commit()?;
+        // Kept in step with what this connection stored (a rollback of the caller's transaction
+        // forgets it all).
+        self.db.bounds()?.recent.stored(&stored);
         Ok(out)
     }
 
@@ -1044,6 +1057,9 @@ impl ReadingStore for SqliteReadingStore {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Reading>, StoreError> {
+        if let Some(known) = self.ask_tail(meter, |t| t.with_previous(from, to))? {
+            return Ok(known);
+        }
         // One statement per table instead of the provided two calls: ingest runs this for
         // every meter of every batch. Each table's own last reading at or before `from` starts
         // its part; the later of the two starts the merged result.
@@ -1068,6 +1084,9 @@ impl ReadingStore for SqliteReadingStore {
     }
 
     async fn before(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
+        if let Some(known) = self.ask_tail(meter, |t| t.before(ts))? {
+            return Ok(known);
+        }
         self.nearest(
             meter,
             ts,
@@ -1082,6 +1101,9 @@ impl ReadingStore for SqliteReadingStore {
     }
 
     async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
+        if let Some(known) = self.ask_tail(meter, |t| t.after(ts))? {
+            return Ok(known);
+        }
         self.nearest(
             meter,
             ts,
@@ -1103,6 +1125,41 @@ struct Nearest {
 }
 
 impl SqliteReadingStore {
+    /// Asks the copy of the meter's newest readings (see [`recent`]), taking it first if
+    /// needed; `None` when it cannot be trusted (outside [`SqliteDb::begin`]) or cannot answer.
+    fn ask_tail<T>(
+        &self,
+        meter: &MeterId,
+        ask: impl FnOnce(&recent::Tail) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let conn = self.db.conn()?;
+        let mut known = self.db.bounds()?;
+        if !known.trusted {
+            return Ok(None);
+        }
+        if !known.recent.tails.contains_key(meter) {
+            if !known.recent.room_for_tail() {
+                return Ok(None);
+            }
+            let args: &[&dyn rusqlite::ToSql] = &[&meter.as_str(), &(recent::TAIL_READINGS as i64)];
+            let main = query_readings(
+                &conn,
+                select_readings!("WHERE meter_id = ?1 ORDER BY ts DESC LIMIT ?2"),
+                args,
+            )?;
+            let hot = query_readings(
+                &conn,
+                select_hot_readings!("WHERE meter_id = ?1 ORDER BY ts DESC LIMIT ?2"),
+                args,
+            )?;
+            known
+                .recent
+                .tails
+                .insert(meter.clone(), recent::Tail::from_newest(main, hot));
+        }
+        Ok(known.recent.tails.get(meter).and_then(ask))
+    }
+
     /// The reading nearest to `ts` in one direction across both tables, skipping the main table
     /// where its known bounds say it cannot hold a nearer answer than the hot one.
     fn nearest(
@@ -1382,7 +1439,9 @@ impl AggregateStore for SqliteAggregateStore {
             }
         }
         self.db.move_hot_aggregates(&tx)?;
-        tx.commit()
+        tx.commit()?;
+        self.db.bounds()?.recent.put(aggregates);
+        Ok(())
     }
 
     async fn range(
@@ -1395,47 +1454,7 @@ impl AggregateStore for SqliteAggregateStore {
             return Ok(Vec::new());
         }
         let conn = self.db.conn()?;
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT period, measured, estimated, readings, resets, version FROM aggregates_hot \
-                 WHERE meter_id = ?1 AND period BETWEEN ?2 AND ?3 \
-                 UNION ALL \
-                 SELECT period, measured, estimated, readings, resets, version FROM aggregates \
-                 WHERE meter_id = ?1 AND period BETWEEN ?2 AND ?3 \
-                 ORDER BY period, version DESC",
-            )
-            .map_err(sql)?;
-        let rows = stmt
-            .query_map(params![meter.as_str(), from.key(), to.key()], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, u32>(3)?,
-                    row.get::<_, u32>(4)?,
-                    row.get::<_, i64>(5)?,
-                ))
-            })
-            .map_err(sql)?;
-        rows.map(|r| {
-            let (key, measured, estimated, readings, resets, version) = r.map_err(sql)?;
-            Ok(Aggregate {
-                meter_id: meter.clone(),
-                period: Period::parse_key(&key).ok_or_else(|| corrupt("period key", &key))?,
-                measured: Energy::from_mwh(measured),
-                estimated: Energy::from_mwh(estimated),
-                readings,
-                resets,
-                version: version as u64,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()
-        .map(|mut rows| {
-            // A hot row shadows the main table's row of the same period (it is newer, and
-            // sorts first).
-            rows.dedup_by(|later, first| later.period == first.period);
-            rows
-        })
+        aggregates_in(&conn, meter, from, to)
     }
 
     async fn roll_up(
@@ -1450,9 +1469,30 @@ impl AggregateStore for SqliteAggregateStore {
         if from.granularity() != to.granularity() {
             return Ok(out);
         }
-        // Summed here rather than moving up to 31 rows into Rust and parsing their keys: the
-        // day and month roll-ups run for every meter on every ingest call.
         let conn = self.db.conn()?;
+        {
+            let mut known = self.db.bounds()?;
+            if known.trusted {
+                // Ingest rolls up the same day and month for a meter batch after batch: read
+                // their rows once, then keep the copy in step with the puts (see [`recent`]).
+                if let Some(copy) = known
+                    .recent
+                    .aggregates_of(meter)
+                    .filter(|_| recent::can_roll_up(from, to))
+                {
+                    if let Some(sum) = copy.roll_up(from, to, out.clone()) {
+                        return Ok(sum);
+                    }
+                    let rows = aggregates_in(&conn, meter, from, to)?;
+                    copy.fill(from, to, &rows);
+                    return Ok(meter_core::aggregate::roll_up(
+                        meter, period, &rows, version,
+                    ));
+                }
+            }
+        }
+        // Otherwise (outside a trusted transaction, or past the copies' meter limit), summed
+        // here rather than moving up to 31 rows into Rust and parsing their keys.
         let (measured, estimated, readings, resets) = conn
             .prepare_cached(
                 // The main table's rows plus, for each hot row, its difference from the main
@@ -1487,6 +1527,57 @@ impl AggregateStore for SqliteAggregateStore {
         out.resets = resets;
         Ok(out)
     }
+}
+
+/// The aggregates of `meter` with periods `from..=to` (one granularity) across both tables,
+/// each hot row shadowing the main row of its period.
+fn aggregates_in(
+    conn: &Connection,
+    meter: &MeterId,
+    from: Period,
+    to: Period,
+) -> Result<Vec<Aggregate>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT period, measured, estimated, readings, resets, version FROM aggregates_hot \
+             WHERE meter_id = ?1 AND period BETWEEN ?2 AND ?3 \
+             UNION ALL \
+             SELECT period, measured, estimated, readings, resets, version FROM aggregates \
+             WHERE meter_id = ?1 AND period BETWEEN ?2 AND ?3 \
+             ORDER BY period, version DESC",
+        )
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map(params![meter.as_str(), from.key(), to.key()], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, u32>(3)?,
+                row.get::<_, u32>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })
+        .map_err(sql)?;
+    rows.map(|r| {
+        let (key, measured, estimated, readings, resets, version) = r.map_err(sql)?;
+        Ok(Aggregate {
+            meter_id: meter.clone(),
+            period: Period::parse_key(&key).ok_or_else(|| corrupt("period key", &key))?,
+            measured: Energy::from_mwh(measured),
+            estimated: Energy::from_mwh(estimated),
+            readings,
+            resets,
+            version: version as u64,
+        })
+    })
+    .collect::<Result<Vec<_>, StoreError>>()
+    .map(|mut rows| {
+        // A hot row shadows the main table's row of the same period (it is newer, and
+        // sorts first).
+        rows.dedup_by(|later, first| later.period == first.period);
+        rows
+    })
 }
 
 /// Instant events in SQLite.
@@ -1989,6 +2080,150 @@ mod tests {
     }
 
     /// Runs `call`, inside `begin`/`commit` when `wrap` is set.
+    /// Two connections to one file, as `up` and `meterflow import` would be.
+    fn two_connections(name: &str) -> (Arc<SqliteDb>, Arc<SqliteDb>, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "meterflow-{name}-{}-{:?}.db",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+        let a = Arc::new(SqliteDb::open(&path).unwrap());
+        let b = Arc::new(SqliteDb::open(&path).unwrap());
+        (a, b, path)
+    }
+
+    #[tokio::test]
+    async fn a_reading_another_process_commits_is_seen_by_the_bridges_next_transaction() {
+        let (bridge, other, _path) = two_connections("recent-other");
+        let (ours, theirs) = (
+            SqliteReadingStore::new(bridge.clone()),
+            SqliteReadingStore::new(other.clone()),
+        );
+        let t0 = 1_772_323_200_000_i64;
+        let id = MeterId::parse("m").unwrap();
+        let at = |i: i64| Timestamp::from_millis(t0 + i * 900_000);
+        tx(
+            &bridge,
+            true,
+            ours.insert(&[reading_at("m", t0, 0, Some(0))]),
+        )
+        .await;
+        // The bridge now has a copy of the meter's newest readings.
+        let prev = tx(&bridge, true, ours.before(&id, at(9))).await;
+        assert_eq!(prev.map(|r| r.ts), Some(at(0)));
+        // Another process stores a later reading (and a late one) in between.
+        theirs
+            .insert(&[
+                reading_at("m", t0 + 2 * 900_000, 2, Some(2)),
+                reading_at("m", t0 - 900_000, 0, None),
+            ])
+            .await
+            .unwrap();
+        let prev = tx(&bridge, true, ours.before(&id, at(9))).await;
+        assert_eq!(prev.map(|r| r.ts), Some(at(2)));
+        let next = tx(&bridge, true, ours.after(&id, at(0))).await;
+        assert_eq!(next.map(|r| r.ts), Some(at(2)));
+        let around = tx(&bridge, true, ours.range_with_previous(&id, at(-1), at(3))).await;
+        assert_eq!(
+            around.iter().map(|r| r.ts).collect::<Vec<_>>(),
+            vec![at(-1), at(0), at(2)]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rolled_back_reading_is_forgotten_by_the_copy_of_the_newest_readings() {
+        let db = Arc::new(SqliteDb::in_memory().unwrap());
+        let store = SqliteReadingStore::new(db.clone());
+        let t0 = 1_772_323_200_000_i64;
+        let id = MeterId::parse("m").unwrap();
+        tx(&db, true, store.insert(&[reading_at("m", t0, 0, Some(0))])).await;
+        db.begin().unwrap();
+        assert!(store
+            .before(&id, Timestamp::from_millis(t0 + 1))
+            .await
+            .unwrap()
+            .is_some());
+        store
+            .insert(&[reading_at("m", t0 + 900_000, 1, Some(1))])
+            .await
+            .unwrap();
+        db.rollback().unwrap();
+        let after = tx(&db, true, store.after(&id, Timestamp::from_millis(t0))).await;
+        assert_eq!(after, None);
+        let last = tx(
+            &db,
+            true,
+            store.before(&id, Timestamp::from_millis(t0 + 2_000_000)),
+        )
+        .await;
+        assert_eq!(last.map(|r| r.ts.millis()), Some(t0));
+    }
+
+    #[tokio::test]
+    async fn roll_ups_in_the_bridges_transactions_see_every_committed_child() {
+        let (bridge, other, _path) = two_connections("recent-rollup");
+        let (ours, theirs) = (
+            SqliteAggregateStore { db: bridge.clone() },
+            SqliteAggregateStore { db: other.clone() },
+        );
+        let id = MeterId::parse("m").unwrap();
+        let t0 = 1_772_323_200_000_i64;
+        let hour = |h: i64, mwh: i64, version: u64| Aggregate {
+            measured: Energy::from_mwh(mwh),
+            ..Aggregate::empty(
+                id.clone(),
+                Period::Hour(Timestamp::from_millis(t0 + h * 3_600_000)),
+                version,
+            )
+        };
+        let (from, to) = (hour(0, 0, 0).period, hour(23, 0, 0).period);
+        let day = Period::Hour(Timestamp::from_millis(t0));
+        async fn day_sum(
+            db: &SqliteDb,
+            store: &SqliteAggregateStore,
+            id: &MeterId,
+            (day, from, to): (Period, Period, Period),
+        ) -> i64 {
+            let v = db.next_version();
+            tx(db, true, store.roll_up(id, day, from, to, v))
+                .await
+                .measured
+                .mwh()
+        }
+        let span = (day, from, to);
+        tx(
+            &bridge,
+            true,
+            ours.put(&[hour(0, 5, bridge.next_version())]),
+        )
+        .await;
+        assert_eq!(day_sum(&bridge, &ours, &id, span).await, 5);
+        // Our own puts keep the copy current; a stale one changes nothing.
+        tx(
+            &bridge,
+            true,
+            ours.put(&[hour(1, 7, bridge.next_version()), hour(0, 1, 1)]),
+        )
+        .await;
+        assert_eq!(day_sum(&bridge, &ours, &id, span).await, 12);
+        // Another process's put is seen at the next transaction.
+        theirs
+            .put(&[hour(2, 100, other.next_version())])
+            .await
+            .unwrap();
+        assert_eq!(day_sum(&bridge, &ours, &id, span).await, 112);
+        // A rolled-back put is forgotten.
+        bridge.begin().unwrap();
+        ours.put(&[hour(3, 1_000, bridge.next_version())])
+            .await
+            .unwrap();
+        bridge.rollback().unwrap();
+        assert_eq!(day_sum(&bridge, &ours, &id, span).await, 112);
+    }
+
     async fn tx<T>(
         db: &SqliteDb,
         wrap: bool,
