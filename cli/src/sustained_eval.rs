@@ -425,3 +425,52 @@ pub fn evaluate(
         "curve": curve,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn meter(id: &str, days: usize, level: f64) -> MeterDays {
+        let start = NaiveDate::from_ymd_opt(2013, 1, 1).unwrap();
+        let mut rng = Rng::new(id.len() as u64);
+        MeterDays {
+            meter_id: meter_core::MeterId::parse(id).unwrap(),
+            slots: 48,
+            dates: (0..days)
+                .map(|i| start + chrono::Days::new(i as u64))
+                .collect(),
+            values: (0..days * 48)
+                .map(|k| level * (0.2 + f64::from((k % 48 > 34) as u8)) * rng.uniform(0.8, 1.2))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_pattern_changes_the_days_of_its_episode_only_and_under_reporting_ones_lower_them() {
+        let fleet = vec![meter("big", 80, 1.0), meter("small", 80, 0.5)];
+        for pattern in Pattern::ALL {
+            let mut target = fleet[0].clone();
+            let e = inject(&fleet, 0, &mut target, pattern, 28, &mut Rng::new(1)).unwrap();
+            assert!(e.onset >= 28 && e.end <= 80 && e.end > e.onset, "{e:?}");
+            let kwh = |d: &MeterDays, i: usize| d.day(i).iter().sum::<f64>();
+            for i in 0..80 {
+                let (before, after) = (kwh(&fleet[0], i), kwh(&target, i));
+                if !(e.onset..e.end).contains(&i) {
+                    assert_eq!(before, after, "{} day {i}", pattern.as_str());
+                } else if pattern.under_reports() && i > e.onset {
+                    assert!(after < before, "{} day {i}", pattern.as_str());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_meter_alarming_twice_is_two_findings_and_a_persisting_alarm_one() {
+        let alarms = vec![
+            vec![(0, false), (1, true), (2, true), (3, true), (4, false)],
+            vec![(0, true), (1, false), (2, true)],
+        ];
+        assert_eq!(clean_findings(&alarms), vec![(1, 5), (2, 3)]);
+    }
+}
