@@ -9,7 +9,9 @@
 //! reduction and a smaller neighbour's profile. Over the rounds every meter gets every pattern
 //! once. Each round's fleet is scored as a daily scan scores its latest day (past references
 //! only, [`References::Before`]) and accumulated per meter; a theft is *found within N days*
-//! when the accumulation alarms on one of its first N days.
+//! when the accumulation alarms on one of its first N days. An episode that leaves the readings
+//! nearly as they were (under 5% of the energy changed, e.g. zeroing a vacant home) has nothing
+//! to find: it is counted as unobservable and left out of the recall.
 //!
 //! False findings are counted on the file as it is (no injection): each time a meter's
 //! accumulation goes into alarm is one finding (the scan keeps a persisting alarm as one open
@@ -100,7 +102,14 @@ struct Episode {
     onset: usize,
     /// One past the last attacked day.
     end: usize,
+    /// Whether the reported days differ from the truth by at least [`OBSERVABLE`] of its
+    /// energy, interval by interval (zeroing a vacant home's meter changes nothing).
+    observable: bool,
 }
+
+/// The least change, as a share of the truth's energy over the episode (Σ|reported − true| /
+/// Σ true), for an episode to count: below it there is nothing to find.
+const OBSERVABLE: f64 = 0.05;
 
 /// Injects one episode of `pattern` into `meter` (index `m` of `fleet`, the clean file); the
 /// onset is drawn so that the meter has `lead` days before it. `None` when the meter is too
@@ -192,11 +201,21 @@ fn inject(
             }
         }
     }
+    let (mut changed, mut truth) = (0.0, 0.0);
+    for i in onset..end {
+        for (r, t) in target.day(i).iter().zip(fleet[m].day(i)) {
+            if r.is_finite() && t.is_finite() {
+                changed += (r - t).abs();
+                truth += t;
+            }
+        }
+    }
     Some(Episode {
         meter: m,
         pattern,
         onset,
         end,
+        observable: changed > OBSERVABLE * truth && truth > 0.0,
     })
 }
 
@@ -345,8 +364,10 @@ pub fn evaluate(
             }
         }
         let recall = |keep: &dyn Fn(&Episode) -> bool| -> Value {
-            let set: Vec<&(Episode, Vec<(usize, bool)>)> =
-                episodes.iter().filter(|(e, _)| keep(e)).collect();
+            let set: Vec<&(Episode, Vec<(usize, bool)>)> = episodes
+                .iter()
+                .filter(|(e, _)| e.observable && keep(e))
+                .collect();
             let mut within = serde_json::Map::new();
             for n in WITHIN {
                 let found = set
@@ -362,6 +383,13 @@ pub fn evaluate(
                 );
             }
             within.insert("episodes".into(), json!(set.len()));
+            within.insert(
+                "unobservable_left_out".into(),
+                json!(episodes
+                    .iter()
+                    .filter(|(e, _)| !e.observable && keep(e))
+                    .count()),
+            );
             Value::Object(within)
         };
         let mut by_pattern = BTreeMap::new();
