@@ -64,11 +64,11 @@ pub struct EvalTheftArgs {
     /// two kinds together; half each).
     #[arg(long, default_value_t = 1.0)]
     pub target_per_1000: f64,
-    /// Also evaluate multi-day accumulation against sustained thefts (one episode per meter
-    /// per round, from an onset day on, for four weeks): recall by days since onset and false
-    /// findings per 1,000 clean meter-days. This many rounds (0: off; 12 gives every meter
-    /// every pattern once).
-    #[arg(long, default_value_t = 0)]
+    /// Multi-day accumulation against sustained thefts (one episode per meter per round, from
+    /// an onset day on, for four weeks): recall by days since onset and false findings per
+    /// 1,000 clean meter-days, reported beside the single-day figures. This many rounds (12
+    /// gives every meter every pattern once; 0 leaves it out).
+    #[arg(long, default_value_t = 12)]
     pub sustained_rounds: usize,
     /// Writes every day scored for `--sustained-rounds` to this CSV (round, meter, day, date,
     /// pattern, days since onset, components, pattern score, forest score).
@@ -309,7 +309,45 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         say!("scan thresholds: {}", serde_json::to_string_pretty(t)?);
     }
     if let Some(s) = &sustained {
-        say!("sustained thefts: {}", serde_json::to_string_pretty(s)?);
+        let at = &s["at_scan_default"];
+        let false_ = &at["false_findings_per_1000_clean_meter_days"];
+        say!(
+            "sustained thefts (accumulated evidence, threshold {}): false findings per 1,000 clean \
+             meter-days {:.2} (held-out half {:.2}); found within N days of onset:",
+            at["threshold"],
+            false_["all"].as_f64().unwrap_or(f64::NAN),
+            false_["held_out_half"].as_f64().unwrap_or(f64::NAN),
+        );
+        say!(
+            "{:<34} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+            "episodes",
+            "n",
+            "1",
+            "2",
+            "3",
+            "7",
+            "14",
+            "28"
+        );
+        for key in [
+            "recall_held_out_meters",
+            "recall_under_reporting_held_out",
+            "recall_all_meters",
+        ] {
+            let r = &at[key];
+            let pct = |n: u32| 100.0 * r[format!("within_{n}_days")].as_f64().unwrap_or(f64::NAN);
+            say!(
+                "{:<34} {:>8} {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}%",
+                key.trim_start_matches("recall_"),
+                r["episodes"],
+                pct(1),
+                pct(2),
+                pct(3),
+                pct(7),
+                pct(14),
+                pct(28)
+            );
+        }
     }
     if let Some(f) = &feeders {
         say!(
