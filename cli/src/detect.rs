@@ -339,7 +339,7 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
             say!(
                 "{:<34} {:>8} {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}%",
                 key.trim_start_matches("recall_"),
-                r["episodes"],
+                r["episodes"].as_u64().unwrap_or(0),
                 pct(1),
                 pct(2),
                 pct(3),
