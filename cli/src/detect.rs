@@ -64,6 +64,16 @@ pub struct EvalTheftArgs {
     /// two kinds together; half each).
     #[arg(long, default_value_t = 1.0)]
     pub target_per_1000: f64,
+    /// Multi-day accumulation against sustained thefts (one episode per meter per round, from
+    /// an onset day on, for four weeks): recall by days since onset and false findings per
+    /// 1,000 clean meter-days, reported beside the single-day figures. This many rounds (12
+    /// gives every meter every pattern once; 0 leaves it out).
+    #[arg(long, default_value_t = 12)]
+    pub sustained_rounds: usize,
+    /// Writes every day scored for `--sustained-rounds` to this CSV (round, meter, day, date,
+    /// pattern, days since onset, components, pattern score, forest score).
+    #[arg(long, hide = true)]
+    pub dump_sustained: Option<PathBuf>,
 }
 
 /// Every meter of the file cut into local days; meters whose interval is unknown or does not
@@ -206,6 +216,21 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         report["wall_s"] = json!(started.elapsed().as_secs_f64());
         report
     });
+    let sustained = if args.sustained_rounds > 0 {
+        let started = Instant::now();
+        let mut report = crate::sustained_eval::evaluate(
+            &days,
+            args.sustained_rounds,
+            args.input.seed,
+            &forest_config(args.input.seed),
+            args.target_per_1000,
+            args.dump_sustained.as_deref(),
+        )?;
+        report["wall_s"] = json!(started.elapsed().as_secs_f64());
+        Some(report)
+    } else {
+        None
+    };
     let clean = args.scan_thresholds.then(|| days.clone());
     let injected = inject(&mut days, args.attack_share, args.input.seed);
     let scan_thresholds = clean.map(|clean| {
@@ -254,6 +279,7 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         "by_detector": detectors,
         "feeders": feeders,
         "scan_thresholds": scan_thresholds,
+        "sustained": sustained,
         "wall_s": wall,
         "parse_s": file.parse_time.as_secs_f64(),
     });
@@ -281,6 +307,47 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
     row("overall", &final_["overall"])?;
     if let Some(t) = &scan_thresholds {
         say!("scan thresholds: {}", serde_json::to_string_pretty(t)?);
+    }
+    if let Some(s) = &sustained {
+        let at = &s["at_scan_default"];
+        let false_ = &at["false_findings_per_1000_clean_meter_days"];
+        say!(
+            "sustained thefts (accumulated evidence, threshold {}): false findings per 1,000 clean \
+             meter-days {:.2} (held-out half {:.2}); found within N days of onset:",
+            at["threshold"],
+            false_["all"].as_f64().unwrap_or(f64::NAN),
+            false_["held_out_half"].as_f64().unwrap_or(f64::NAN),
+        );
+        say!(
+            "{:<34} {:>8} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+            "episodes",
+            "n",
+            "1",
+            "2",
+            "3",
+            "7",
+            "14",
+            "28"
+        );
+        for key in [
+            "recall_held_out_meters",
+            "recall_under_reporting_held_out",
+            "recall_all_meters",
+        ] {
+            let r = &at[key];
+            let pct = |n: u32| 100.0 * r[format!("within_{n}_days")].as_f64().unwrap_or(f64::NAN);
+            say!(
+                "{:<34} {:>8} {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}% {:>6.1}%",
+                key.trim_start_matches("recall_"),
+                r["episodes"].as_u64().unwrap_or(0),
+                pct(1),
+                pct(2),
+                pct(3),
+                pct(7),
+                pct(14),
+                pct(28)
+            );
+        }
     }
     if let Some(f) = &feeders {
         say!(

@@ -31,6 +31,7 @@ mod pipeline;
 mod scan_calibration;
 mod sim;
 mod simulate;
+mod sustained_eval;
 mod up;
 mod vee_eval;
 

@@ -27,6 +27,9 @@ pub enum FindingKind {
     ConsumptionAnomaly,
     /// A consumer's own series looks like false data (h1–h6-style under-reporting).
     PatternTheft,
+    /// A consumer's own days have looked under-reported for several days in a row: evidence
+    /// accumulated over days ([`super::sustained`]).
+    SustainedTheft,
     /// A feeder's energy balance shows a sustained non-technical loss (on the feeder meter).
     FeederLoss,
     /// A consumer ranked as a suspect for its feeder's loss.
@@ -56,7 +59,7 @@ pub enum FindingKind {
 
 impl FindingKind {
     /// Every kind.
-    pub const ALL: [FindingKind; 20] = [
+    pub const ALL: [FindingKind; 21] = [
         Self::Spike,
         Self::StuckRegister,
         Self::ZeroRun,
@@ -65,6 +68,7 @@ impl FindingKind {
         Self::PowerMismatch,
         Self::ConsumptionAnomaly,
         Self::PatternTheft,
+        Self::SustainedTheft,
         Self::FeederLoss,
         Self::LossSuspect,
         Self::Tamper,
@@ -90,6 +94,7 @@ impl FindingKind {
             Self::PowerMismatch => "power_mismatch",
             Self::ConsumptionAnomaly => "consumption_anomaly",
             Self::PatternTheft => "pattern_theft",
+            Self::SustainedTheft => "sustained_theft",
             Self::FeederLoss => "feeder_loss",
             Self::LossSuspect => "loss_suspect",
             Self::Tamper => "tamper",

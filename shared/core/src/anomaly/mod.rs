@@ -12,6 +12,8 @@
 //! - [`mod@reconcile`]: findings as stored, and de-duplication across scans.
 //! - [`rng`]: the seeded generator everything random here draws from.
 //! - [`mod@scan`]: the anomaly scan of one feeder: every detector, one list of findings.
+//! - [`sustained`]: a meter's daily theft evidence accumulated over consecutive days (sustained
+//!   under-reporting).
 //! - [`tamper`]: tamper status, consumption while the relay is open, zero consumption while
 //!   the feeder is loaded.
 //! - [`theft`]: pattern theft scores of meter-days, and the h1–h6 injections.
@@ -29,6 +31,7 @@ pub mod reconcile;
 pub mod rng;
 mod sampling;
 pub mod scan;
+pub mod sustained;
 pub mod tamper;
 pub mod theft;
 pub mod vee;

@@ -11,7 +11,8 @@
 //!
 //! Detectors are plain functions in [`DETECTORS`], each with the [`Scope`] it wants: the whole
 //! history, or only the report window (what outage and power-quality checks look at): VEE,
-//! tamper and relay checks, outages, power quality, feeder balance and pattern theft. Adding one
+//! tamper and relay checks, outages, power quality, feeder balance, pattern theft (single days)
+//! and sustained theft (evidence accumulated over days). Adding one
 //! is one line there (and its settings in [`ScanConfig`]).
 
 use chrono_tz::Tz;
@@ -22,8 +23,9 @@ use super::finding::{FeederWindow, Finding, FindingKind, MeterWindow};
 use super::iforest::ForestConfig;
 use super::outage::{self, OutageConfig};
 use super::quality::{self, QualityConfig};
+use super::sustained::{accumulate, SustainedConfig};
 use super::tamper::{self, TamperConfig};
-use super::theft::{score_fleet, TheftConfig};
+use super::theft::{apply_peers, score_fleet, score_meter_with, References, TheftConfig};
 use super::vee::{self, IntervalReading, VeeConfig};
 use crate::energy::{interval_between, local_midnight, IntervalKind, RegisterPolicy};
 use crate::series::MeterSeries;
@@ -74,6 +76,10 @@ pub struct ScanConfig {
     /// average day). The default, 0.79, is calibrated as `pattern_min_score` is, for the other
     /// half of one false finding per 1,000 clean meter-days.
     pub anomaly_min_forest: f64,
+    /// Sustained pattern theft: each consumer's daily evidence accumulated over days. Its
+    /// [`SustainedConfig::history_days`] (35 at the defaults) is what `history_days` must cover
+    /// for every day of the accumulation to have its full references.
+    pub sustained: SustainedConfig,
     /// The feeder balance's CUSUM.
     pub cusum: CusumConfig,
     /// The feeder balance's technical-loss model.
@@ -111,6 +117,7 @@ impl Default for ScanConfig {
             forest: ForestConfig::default(),
             pattern_min_score: 42.0,
             anomaly_min_forest: 0.79,
+            sustained: SustainedConfig::default(),
             cusum: CusumConfig::default(),
             loss: LossPolicy::Rated {
                 rated: RatedLoss::default(),
@@ -182,6 +189,11 @@ pub const DETECTORS: &[Detector] = &[
         name: "pattern_theft",
         scope: Scope::History,
         run: pattern_theft,
+    },
+    Detector {
+        name: "sustained_theft",
+        scope: Scope::History,
+        run: sustained_theft,
     },
 ];
 
@@ -388,6 +400,68 @@ pub fn pattern_theft(window: &FeederWindow, config: &ScanConfig) -> Vec<Finding>
                 });
             }
         }
+    }
+    out
+}
+
+/// Sustained pattern theft: every consumer-day over by the scan time scored against the
+/// consumer's *previous* days only and its feeder peers, the days' evidence accumulated
+/// ([`accumulate`]); while the accumulation alarms on the consumer's latest day, one
+/// [`FindingKind::SustainedTheft`] whose evidence window runs from the estimated onset to that
+/// day. Each scan re-reports the same condition with the same onset, so the store keeps it as
+/// one open finding ([`super::reconcile`]) until the evidence fades.
+pub fn sustained_theft(window: &FeederWindow, config: &ScanConfig) -> Vec<Finding> {
+    let cfg = &config.sustained;
+    let theft = cfg.theft();
+    let mut meters: Vec<(MeterDays, Tz)> = Vec::new();
+    for m in &window.consumers {
+        let tz = m.info.timezone;
+        if let Some(mut days) = series(m).and_then(|s| MeterDays::from_series(&s, tz)) {
+            // Today is not over: a partial day would look like a drop in consumption.
+            while !days.is_empty() && day_window(&days, days.len() - 1, tz).1 > window.to {
+                days.dates.pop();
+                days.values.truncate(days.dates.len() * days.slots);
+            }
+            if days.len() > theft.min_reference_days {
+                meters.push((days, tz));
+            }
+        }
+    }
+    let mut scored: Vec<_> = meters
+        .iter()
+        .map(|(d, _)| score_meter_with(d, &theft, References::Before))
+        .collect();
+    apply_peers(&mut scored, theft.min_peers);
+    let mut out = Vec::new();
+    for ((days, tz), scores) in meters.iter().zip(&scored) {
+        let (Some(last), Some(latest)) = (accumulate(scores, cfg).pop(), scores.last()) else {
+            continue;
+        };
+        if !last.alarm || latest.day + 1 != days.len() {
+            continue;
+        }
+        let onset = days.dates.binary_search(&last.onset).unwrap_or(latest.day);
+        let (from, _) = day_window(days, onset, *tz);
+        let (_, to) = day_window(days, latest.day, *tz);
+        out.push(Finding {
+            meter_id: days.meter_id.clone(),
+            kind: FindingKind::SustainedTheft,
+            score: last.cusum,
+            from,
+            to,
+            explanation: format!(
+                "looks under-reported for {} days since {}: evidence {:.1} accumulated against \
+                 the meter's own previous days (alarm at {:.1}); {} scored {:.1} (strongest \
+                 sign: {})",
+                last.run_days,
+                last.onset,
+                last.cusum,
+                cfg.threshold,
+                latest.date,
+                latest.pattern,
+                latest.strongest()
+            ),
+        });
     }
     out
 }
@@ -865,6 +939,78 @@ mod tests {
             f.info.contracted_kw = None;
         }
         assert!(feeder_balance(&w, &ScanConfig::default()).is_empty());
+    }
+
+    /// Six consumers without a feeder meter over `days` days; `c-2` reports `kept` of its load
+    /// from day `onset` on.
+    fn one_thief(days: i64, onset: i64, kept: f64) -> FeederWindow {
+        let consumers: Vec<MeterWindow> = (0..6)
+            .map(|j| {
+                let id = format!("c-{j}");
+                let reported = move |d: i64, s: i64| {
+                    load(j)(d, s) * if j == 2 && d >= onset { kept } else { 1.0 }
+                };
+                MeterWindow {
+                    info: info(&id, MeterKind::Consumer, None),
+                    readings: readings(&id, days, reported),
+                }
+            })
+            .collect();
+        window(None, consumers, days)
+    }
+
+    /// Single-day findings off: these tests are about the accumulation.
+    fn sustained_only() -> ScanConfig {
+        ScanConfig {
+            pattern_min_score: f64::INFINITY,
+            anomaly_min_forest: f64::INFINITY,
+            ..ScanConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_consumer_under_reporting_day_after_day_is_a_sustained_theft_from_its_onset() {
+        let found = scan(&one_thief(34, 28, 0.4), &sustained_only());
+        assert_eq!(
+            kinds(&found),
+            vec![("c-2", FindingKind::SustainedTheft)],
+            "{found:?}"
+        );
+        let f = &found[0];
+        assert_eq!(
+            f.from.millis(),
+            T0 + 28 * DAY_MS + QUARTER,
+            "onset on day 28"
+        );
+        assert_eq!(f.to.millis(), T0 + 34 * DAY_MS);
+        assert!(
+            f.explanation.contains("under-reported"),
+            "{}",
+            f.explanation
+        );
+        // Nothing before enough days of evidence, nothing on a clean fleet.
+        assert!(scan(&one_thief(29, 28, 0.4), &sustained_only()).is_empty());
+        assert!(scan(&one_thief(34, 99, 1.0), &sustained_only()).is_empty());
+    }
+
+    #[test]
+    fn persisting_sustained_theft_is_one_open_finding_across_daily_scans() {
+        let mut open: Vec<crate::anomaly::StoredFinding> = Vec::new();
+        let mut opened = 0;
+        for days in 31..=35 {
+            let w = one_thief(days, 28, 0.4);
+            let found: Vec<Finding> = scan(&w, &sustained_only())
+                .into_iter()
+                .filter(|f| f.kind == FindingKind::SustainedTheft)
+                .collect();
+            assert_eq!(found.len(), 1, "day {days}: {found:?}");
+            let r = crate::anomaly::reconcile(&open, &found, w.to);
+            opened += r.opened.len();
+            open = crate::anomaly::reconcile::apply(&open, &r);
+        }
+        assert_eq!(opened, 1);
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].from.millis(), T0 + 28 * DAY_MS + QUARTER);
     }
 
     #[test]

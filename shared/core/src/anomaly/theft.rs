@@ -188,9 +188,28 @@ struct Stats {
     zero_run: f64,
 }
 
+/// Which of a meter's days a day is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum References {
+    /// Up to [`TheftConfig::window_days`] days on each side: the offline view, where the days
+    /// after a day are known too.
+    #[default]
+    Around,
+    /// Up to [`TheftConfig::window_days`] days before it only: what a daily scan sees of its
+    /// latest day. A day's score then never changes as later days arrive, so scores of
+    /// consecutive days can be accumulated ([`super::sustained`]) and an offline evaluation of
+    /// the accumulation is what a daily scan would have reported.
+    Before,
+}
+
 /// Scores every day of a meter with enough data and enough references around it, against its
 /// own history only ([`apply_peers`] then corrects for what all meters did that day).
 pub fn score_meter(days: &MeterDays, config: &TheftConfig) -> Vec<DayScore> {
+    score_meter_with(days, config, References::Around)
+}
+
+/// [`score_meter`] against the given [`References`].
+pub fn score_meter_with(days: &MeterDays, config: &TheftConfig, mode: References) -> Vec<DayScore> {
     let n = days.len();
     let slots = days.slots;
     let usable: Vec<bool> = (0..n)
@@ -214,7 +233,10 @@ pub fn score_meter(days: &MeterDays, config: &TheftConfig) -> Vec<DayScore> {
     let usable = &usable;
     let references = |i: usize| {
         let lo = i.saturating_sub(config.window_days);
-        let hi = (i + config.window_days + 1).min(n);
+        let hi = match mode {
+            References::Around => (i + config.window_days + 1).min(n),
+            References::Before => i,
+        };
         (lo..hi).filter(move |&j| j != i && usable[j])
     };
     let mut stats = vec![Stats::default(); n];
@@ -316,7 +338,20 @@ pub fn score_fleet(
     config: &TheftConfig,
     forest: &ForestConfig,
 ) -> Vec<Vec<DayScore>> {
-    let mut scored: Vec<Vec<DayScore>> = meters.iter().map(|m| score_meter(m, config)).collect();
+    score_fleet_with(meters, config, forest, References::Around)
+}
+
+/// [`score_fleet`] against the given [`References`].
+pub fn score_fleet_with(
+    meters: &[MeterDays],
+    config: &TheftConfig,
+    forest: &ForestConfig,
+    mode: References,
+) -> Vec<Vec<DayScore>> {
+    let mut scored: Vec<Vec<DayScore>> = meters
+        .iter()
+        .map(|m| score_meter_with(m, config, mode))
+        .collect();
     apply_peers(&mut scored, config.min_peers);
     let rows: Vec<f32> = scored
         .iter()
