@@ -66,6 +66,7 @@ pub fn run(args: &BenchForecastArgs) -> anyhow::Result<()> {
         backtest_days: 0,
         reselect_every: 7,
         selection_days: 14,
+        candidates: None,
     })?;
     let tz = match args.format {
         FormatArg::Sgsc => chrono_tz::Australia::Brisbane,
