@@ -126,6 +126,7 @@ pub fn run(args: &BenchForecastArgs) -> anyhow::Result<()> {
         ModelKind::SeasonalNaiveDay,
         ModelKind::Persistence7,
         ModelKind::Ridge,
+        ModelKind::DirectRidge,
         ModelKind::MstlEts,
     ] {
         by_model.insert(m.as_str(), daily(Some(m)));
