@@ -3,9 +3,10 @@
 //!
 //! The backtest issues day-ahead forecasts at the same time of day as the real issue, one to
 //! `origins` days before it, each fitted on the data before its own origin only. The candidate
-//! with the lowest squared error over those days is chosen. Bands are the 10th and 90th
-//! percentiles of the chosen model's residuals by time of day, pooled over a few neighbouring
-//! slots (a household's errors are much larger in the evening than at night).
+//! with the lowest squared error over those days is chosen. Bands are P10/P90 offsets from the
+//! chosen model's residuals by time of day (conformal order statistics, see
+//! [`Bands::from_residuals`]), pooled over a few neighbouring slots (a household's errors are
+//! much larger in the evening than at night).
 
 use super::grid::Calendar;
 use super::models::{persistence, point_forecasts, ModelKind};
@@ -56,9 +57,9 @@ impl Default for SelectConfig {
 /// `[p + lo[s], p + hi[s]]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bands {
-    /// 10th percentile of residuals (actual − forecast), per slot of day.
+    /// P10 offset of residuals (actual − forecast), per slot of day.
     pub lo: Vec<f64>,
-    /// 90th percentile, per slot of day.
+    /// P90 offset, per slot of day.
     pub hi: Vec<f64>,
 }
 
@@ -115,8 +116,9 @@ impl Bands {
         }
     }
 
-    /// Quantiles of `(slot of day, residual)` pairs, pooling `window` slots either side; a slot
-    /// with fewer than 10 residuals around it takes the quantiles of all of them.
+    /// P10/P90 offsets of `(slot of day, residual)` pairs, pooling `window` slots either side
+    /// (the conformal order statistics of the pooled residuals); a slot with fewer than 10
+    /// residuals around it takes those of all of them.
     pub fn from_residuals(residuals: &[(usize, f64)], day: usize, window: usize) -> Self {
         let mut by_slot: Vec<Vec<f64>> = vec![Vec::new(); day];
         for (slot, r) in residuals {
