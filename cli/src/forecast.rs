@@ -67,6 +67,10 @@ pub struct InputArgs {
     /// Backtest days each model re-selection scores the candidates on.
     #[arg(long, default_value_t = 14)]
     pub selection_days: usize,
+    /// The models a re-selection chooses from, comma-separated (default: meter-core's
+    /// `SelectConfig` candidates).
+    #[arg(long, value_delimiter = ',', value_parser = parse_model)]
+    pub candidates: Option<Vec<ModelKind>>,
 }
 
 /// `meterflow forecast` settings.
@@ -88,8 +92,37 @@ pub struct EvalArgs {
     #[arg(long)]
     pub json: bool,
     /// Score only the selected model, not every model and baseline side by side (faster).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "models")]
     pub selected_only: bool,
+    /// The models scored side by side with the selected one, comma-separated (default: every
+    /// model; `persistence7` is always added, for the comparison).
+    #[arg(long, value_delimiter = ',', value_parser = parse_model)]
+    pub models: Option<Vec<ModelKind>>,
+}
+
+impl EvalArgs {
+    /// The models scored side by side.
+    fn side_by_side(&self) -> Vec<ModelKind> {
+        if self.selected_only {
+            return Vec::new();
+        }
+        let mut models = self
+            .models
+            .clone()
+            .unwrap_or_else(|| ModelKind::ALL.to_vec());
+        if !models.contains(&ModelKind::Persistence7) {
+            models.push(ModelKind::Persistence7);
+        }
+        models
+    }
+}
+
+/// A model's name as [`ModelKind::as_str`] writes it.
+fn parse_model(s: &str) -> Result<ModelKind, String> {
+    ModelKind::parse(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = ModelKind::ALL.iter().map(|m| m.as_str()).collect();
+        format!("unknown model {s:?}: one of {}", names.join(", "))
+    })
 }
 
 /// `24h`, `2d`, `90m`, `3600s`.
@@ -253,7 +286,7 @@ fn grid_of(m: &MeterSeries, tz: Tz) -> Result<Grid, &'static str> {
 }
 
 /// The backtest settings for a meter's interval.
-fn config(args: &InputArgs, grid: &Grid, all_models: bool) -> BacktestConfig {
+fn config(args: &InputArgs, grid: &Grid, side_by_side: &[ModelKind]) -> BacktestConfig {
     let interval = grid.calendar.interval_ms;
     let horizon_ms = i64::try_from(args.horizon.as_millis()).unwrap_or(i64::MAX);
     let horizon = usize::try_from(horizon_ms / interval).unwrap_or(1).max(1);
@@ -263,14 +296,11 @@ fn config(args: &InputArgs, grid: &Grid, all_models: bool) -> BacktestConfig {
         reselect_every: args.reselect_every,
         select: SelectConfig {
             origins: args.selection_days,
-            also_calibrate: if all_models {
-                ModelKind::ALL.to_vec()
-            } else {
-                Vec::new()
-            },
+            also_calibrate: side_by_side.to_vec(),
+            candidates: config_candidates(args),
             ..SelectConfig::default()
         },
-        all_models,
+        side_by_side: side_by_side.to_vec(),
     }
 }
 
@@ -287,14 +317,18 @@ fn bar(len: u64) -> ProgressBar {
 }
 
 /// Runs the backtest over every meter, with a progress bar.
-fn backtest_all(loaded: &Loaded, args: &InputArgs, all_models: bool) -> Vec<MeterBacktest> {
+fn backtest_all(
+    loaded: &Loaded,
+    args: &InputArgs,
+    side_by_side: &[ModelKind],
+) -> Vec<MeterBacktest> {
     let bar = bar(loaded.grids.len() as u64);
     let out = loaded
         .grids
         .iter()
         .map(|(id, g)| {
             bar.set_message(id.to_string());
-            let bt = backtest_meter(g, &config(args, g, all_models));
+            let bt = backtest_meter(g, &config(args, g, side_by_side));
             bar.inc(1);
             bt
         })
@@ -318,7 +352,7 @@ pub fn create_output(path: &Path) -> anyhow::Result<Box<dyn Write>> {
 pub fn run_forecast(args: &ForecastArgs) -> anyhow::Result<()> {
     let loaded = load(&args.input)?;
     let started = Instant::now();
-    let results = backtest_all(&loaded, &args.input, false);
+    let results = backtest_all(&loaded, &args.input, &[]);
     let elapsed = started.elapsed();
     let mut out = create_output(&args.output)?;
     let rows = write_forecasts(&mut out, &loaded, &results)?;
@@ -406,11 +440,18 @@ impl Summary {
     }
 }
 
+/// The candidates a re-selection chooses from.
+fn config_candidates(args: &InputArgs) -> Vec<ModelKind> {
+    args.candidates
+        .clone()
+        .unwrap_or_else(|| SelectConfig::default().candidates)
+}
+
 /// Runs `meterflow eval forecast`.
 pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
     let loaded = load(&args.input)?;
     let started = Instant::now();
-    let results = backtest_all(&loaded, &args.input, !args.selected_only);
+    let results = backtest_all(&loaded, &args.input, &args.side_by_side());
     let wall = started.elapsed().as_secs_f64();
     report_skipped(&loaded);
 
@@ -465,6 +506,7 @@ pub fn run_eval(args: &EvalArgs) -> anyhow::Result<()> {
         "horizon_hours": args.input.horizon.as_secs_f64() / 3600.0,
         "reselect_every_days": args.input.reselect_every,
         "selection_days": args.input.selection_days,
+        "candidates": config_candidates(&args.input).iter().map(|m| m.as_str()).collect::<Vec<_>>(),
         "overall": {
             "nrmse": nrmse,
             "nrmse_persistence7": p7,
@@ -545,6 +587,7 @@ mod tests {
             backtest_days: days,
             reselect_every: 7,
             selection_days: 14,
+            candidates: None,
         }
     }
 
@@ -580,7 +623,7 @@ mod tests {
         let a = args(path.clone(), FormatArg::Csv, 2);
         let loaded = load(&a).unwrap();
         assert_eq!(loaded.clock, Clock::NaiveZone(Tz::UTC));
-        let results = backtest_all(&loaded, &a, false);
+        let results = backtest_all(&loaded, &a, &[]);
         let mut out = Vec::new();
         let rows = write_forecasts(&mut out, &loaded, &results).unwrap();
         // Two issue days each: 48 half-hours and 96 quarter-hours ahead.
@@ -644,7 +687,7 @@ mod tests {
         let a = args(tmp.clone(), FormatArg::Sgsc, 1);
         let loaded = load(&a).unwrap();
         assert_eq!(loaded.grids.len(), 1);
-        let results = backtest_all(&loaded, &a, false);
+        let results = backtest_all(&loaded, &a, &[]);
         let mut out = Vec::new();
         assert_eq!(write_forecasts(&mut out, &loaded, &results).unwrap(), 48);
         let text = String::from_utf8(out).unwrap();

@@ -66,6 +66,7 @@ pub fn run(args: &BenchForecastArgs) -> anyhow::Result<()> {
         backtest_days: 0,
         reselect_every: 7,
         selection_days: 14,
+        candidates: None,
     })?;
     let tz = match args.format {
         FormatArg::Sgsc => chrono_tz::Australia::Brisbane,
@@ -125,6 +126,7 @@ pub fn run(args: &BenchForecastArgs) -> anyhow::Result<()> {
         ModelKind::SeasonalNaiveDay,
         ModelKind::Persistence7,
         ModelKind::Ridge,
+        ModelKind::DirectRidge,
         ModelKind::MstlEts,
     ] {
         by_model.insert(m.as_str(), daily(Some(m)));

@@ -24,8 +24,9 @@ pub struct BacktestConfig {
     pub reselect_every: usize,
     /// How models are chosen.
     pub select: SelectConfig,
-    /// Also forecast with every model, not only the selected one.
-    pub all_models: bool,
+    /// Models also forecast and scored on their own, side by side with the selected one
+    /// (empty: the selected model only).
+    pub side_by_side: Vec<ModelKind>,
 }
 
 /// What a forecast is scored as: the selected model, or one model on its own.
@@ -159,19 +160,17 @@ pub fn backtest_meter(grid: &Grid, cfg: &BacktestConfig) -> MeterBacktest {
             &steps,
             out.scores.entry(Scored::Selected).or_default(),
         );
-        if cfg.all_models {
-            for m in ModelKind::ALL {
-                let Ok(points) = point_forecast(m, hist, cal, cfg.horizon) else {
-                    continue;
-                };
-                let steps = banded(&points, sel.bands_of(m), cal, issue);
-                score(
-                    grid,
-                    issue,
-                    &steps,
-                    out.scores.entry(Scored::Model(m)).or_default(),
-                );
-            }
+        for &m in &cfg.side_by_side {
+            let Ok(points) = point_forecast(m, hist, cal, cfg.horizon) else {
+                continue;
+            };
+            let steps = banded(&points, sel.bands_of(m), cal, issue);
+            score(
+                grid,
+                issue,
+                &steps,
+                out.scores.entry(Scored::Model(m)).or_default(),
+            );
         }
         out.forecasts.push(IssuedForecast {
             issue,

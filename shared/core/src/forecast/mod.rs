@@ -11,6 +11,7 @@
 //! stored readings and keeps, and how it shards the fleet.
 
 pub mod backtest;
+pub mod direct;
 pub mod grid;
 pub mod models;
 pub mod ridge;

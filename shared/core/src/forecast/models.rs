@@ -8,6 +8,9 @@
 //!   `augurs` crates, fitted on the last [`MSTL_TRAIN_DAYS`] days.
 //! - A lag/calendar ridge regression, see [`ridge`](super::ridge), and its blend (mean) with
 //!   the 7-day persistence ensemble.
+//! - A direct day-ahead ridge regression, see [`direct`](super::direct), scored side by side
+//!   (it lost to the recursive one on held-out days), and the persistence ensemble smoothed
+//!   over time of day, a baseline that shows what the smoothing alone is worth.
 //!
 //! Every forecast is clamped at 0 kWh: a consumption meter never measures less.
 
@@ -18,7 +21,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::linear_regression::{LinearRegression, LinearRegressionParameters};
 
 use super::grid::Calendar;
-use super::ridge;
+use super::{direct, ridge};
 
 /// Days of history MSTL is fitted on: four weekly cycles are enough for STL's weekly season,
 /// and its cost grows with the length.
@@ -35,6 +38,9 @@ pub enum ModelKind {
     SeasonalNaiveWeek,
     /// Mean of the same slot over the last 7 days (fewer when the history is shorter).
     Persistence7,
+    /// The 7-day persistence ensemble smoothed over time of day: the mean of the same slot and
+    /// the [`SMOOTH_SLOTS`] either side of it over the last 7 days.
+    Persistence7Smooth,
     /// The original design: a straight line through the last day, extrapolated.
     LinearTrend,
     /// MSTL (daily + weekly) with AutoETS on the remainder.
@@ -45,19 +51,24 @@ pub enum ModelKind {
     /// perfectly correlated (ridge follows the last hours, persistence the week's shape), so
     /// the average beats either on noisy household series.
     RidgeBlend,
+    /// Direct day-ahead ridge regression: every slot of the next day from data available at
+    /// the issue time, see [`direct`](super::direct).
+    DirectRidge,
 }
 
 impl ModelKind {
     /// Every model, baselines first.
-    pub const ALL: [ModelKind; 8] = [
+    pub const ALL: [ModelKind; 10] = [
         Self::LastValue,
         Self::SeasonalNaiveDay,
         Self::SeasonalNaiveWeek,
         Self::Persistence7,
+        Self::Persistence7Smooth,
         Self::LinearTrend,
         Self::MstlEts,
         Self::Ridge,
         Self::RidgeBlend,
+        Self::DirectRidge,
     ];
 
     /// A stable snake_case name for files and JSON.
@@ -67,10 +78,12 @@ impl ModelKind {
             Self::SeasonalNaiveDay => "seasonal_naive_1d",
             Self::SeasonalNaiveWeek => "seasonal_naive_1w",
             Self::Persistence7 => "persistence7",
+            Self::Persistence7Smooth => "persistence7_smooth",
             Self::LinearTrend => "linear_trend",
             Self::MstlEts => "mstl_ets",
             Self::Ridge => "ridge",
             Self::RidgeBlend => "ridge_blend",
+            Self::DirectRidge => "direct_ridge",
         }
     }
 
@@ -83,11 +96,12 @@ impl ModelKind {
     pub fn min_history(self, day: usize) -> usize {
         match self {
             Self::LastValue => 1,
-            Self::SeasonalNaiveDay | Self::Persistence7 => day,
+            Self::SeasonalNaiveDay | Self::Persistence7 | Self::Persistence7Smooth => day,
             Self::LinearTrend => 2,
             Self::SeasonalNaiveWeek => 7 * day,
             Self::MstlEts => 14 * day,
             Self::Ridge | Self::RidgeBlend => ridge::MIN_HISTORY_DAYS * day,
+            Self::DirectRidge => direct::MIN_HISTORY_DAYS * day,
         }
     }
 }
@@ -143,6 +157,7 @@ pub fn point_forecast(
         ModelKind::SeasonalNaiveDay => seasonal_naive(hist, day, horizon),
         ModelKind::SeasonalNaiveWeek => seasonal_naive(hist, 7 * day, horizon),
         ModelKind::Persistence7 => persistence(hist, day, 7, horizon),
+        ModelKind::Persistence7Smooth => persistence_smooth(hist, day, 7, SMOOTH_SLOTS, horizon),
         ModelKind::LinearTrend => linear_trend(hist, day, horizon)?,
         ModelKind::MstlEts => mstl_ets(hist, day, horizon)?,
         ModelKind::Ridge => ridge::forecast(hist, cal, horizon)?,
@@ -151,6 +166,7 @@ pub fn point_forecast(
             let p7 = persistence(hist, day, 7, horizon);
             ridge.iter().zip(p7).map(|(r, p)| 0.5 * (r + p)).collect()
         }
+        ModelKind::DirectRidge => direct::forecast(hist, cal, horizon)?,
     };
     for v in &mut out {
         *v = clamp(*v);
@@ -211,6 +227,40 @@ pub(crate) fn persistence(hist: &[f64], day: usize, days: usize, horizon: usize)
             sum / days as f64
         })
         .collect()
+}
+
+/// Slots either side of the same slot that [`ModelKind::Persistence7Smooth`] averages.
+pub const SMOOTH_SLOTS: usize = 2;
+
+/// Mean of the same slot and `window` slots either side over the last `days` days (as many as
+/// the history holds), from the history only, repeated daily. A household's spikes (a kettle,
+/// an oven) come a little earlier or later each day: averaging over the neighbouring slots
+/// forecasts their expected level instead of last week's exact times.
+pub(crate) fn persistence_smooth(
+    hist: &[f64],
+    day: usize,
+    days: usize,
+    window: usize,
+    horizon: usize,
+) -> Vec<f64> {
+    let n = hist.len();
+    let days = days.min(n / day).max(1);
+    let first: Vec<f64> = (0..day.min(horizon.max(1)))
+        .map(|slot| {
+            let (mut sum, mut count) = (0.0, 0usize);
+            for j in 1..=days {
+                let c = n + slot - j * day;
+                for i in c.saturating_sub(window)..=c + window {
+                    if let Some(v) = hist.get(i) {
+                        sum += v;
+                        count += 1;
+                    }
+                }
+            }
+            sum / count.max(1) as f64
+        })
+        .collect();
+    (0..horizon).map(|k| first[k % first.len()]).collect()
 }
 
 /// Least squares line through the last day (or all of a shorter history), extrapolated.
