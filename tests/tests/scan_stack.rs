@@ -7,16 +7,21 @@
 //! and no healthy meter may get a supply finding. A third fleet, on two feeders, has one consumer
 //! bypassing its meter: the scan must raise a feeder loss on its feeder only, and name it as the
 //! top suspect, within a short run (the feeder's rating gives the loss model; no calibration
-//! days are needed).
+//! days are needed). A fourth group of consumers publishes five weeks of readings over MQTT, one
+//! of them reporting half its consumption for the last week: daily scans must open one
+//! sustained-theft finding on it, and on no other, from about its onset, and keep it as that one
+//! finding on the days after.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anomaly_scan::ScanSettings;
 use meter_core::anomaly::{FindingKind, ScanConfig};
-use meter_core::MeterId;
+use meter_core::telemetry::encode_reading;
+use meter_core::types::DAY_MS;
+use meter_core::{Energy, MeterId, MeterInfo, Reading, RelayState, Timestamp};
 use meter_local::stack::scan_job::{ScanJob, ScanSchedule};
 use meter_local::stack::schedule::ScheduledJob;
 use meter_local::stack::{Stack, StackConfig};
@@ -338,6 +343,248 @@ async fn a_consumer_bypassing_its_meter_is_found_as_the_top_suspect_of_its_feede
         Some(&bypass.meter_id),
         "the thief is the top suspect: {open:#?}"
     );
+    drop(job);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+const QUARTER: i64 = 900_000;
+
+/// A uniform draw in [0, 1) fixed by `key` (SplitMix64's finalizer).
+fn unit(key: u64) -> f64 {
+    let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
+}
+
+/// Household `j`'s true energy in quarter `slot` of day `day`, kWh: a night base, a morning and
+/// an evening peak, the day's level ±5% and each quarter ±10% around it.
+fn household_kwh(j: u64, day: i64, slot: i64) -> f64 {
+    let h = slot as f64 / 4.0;
+    let shape = 0.05
+        + 0.08 * (-((h - 7.5) / 1.5f64).powi(2)).exp()
+        + 0.2 * (-((h - 19.0) / 2.5f64).powi(2)).exp();
+    let key = (j << 40) ^ ((day as u64) << 8);
+    let level = 1.0 + 0.1 * (unit(key) - 0.5);
+    let quarter = 1.0 + 0.2 * (unit(key ^ ((slot as u64 + 1) << 20)) - 0.5);
+    shape * level * quarter * (1.0 + 0.15 * j as f64)
+}
+
+/// One telemetry v1 batch message per local (UTC) day of `days` days from `t0` for `meter`,
+/// which reports `kept(day)` of household `j`'s true consumption (register, and power with it,
+/// as a partial bypass shows it).
+fn daily_batches(
+    meter: &MeterId,
+    j: u64,
+    t0: i64,
+    days: i64,
+    kept: impl Fn(i64) -> f64,
+) -> Vec<(String, Vec<u8>)> {
+    let topic = format!("meters/{meter}/telemetry");
+    let mut register = 1_000.0 + 100.0 * j as f64;
+    let reading = |k: i64, register: f64, kwh: f64| {
+        let ts = Timestamp::from_millis(t0 + k * QUARTER);
+        let mut r =
+            Reading::register_only(meter.clone(), ts, ts, Energy::from_kwh(register).unwrap());
+        r.seq = Some(k as u64);
+        r.power_w = Some((kwh * 4_000.0 * 10.0).round() / 10.0);
+        let volts = 230.0 + 4.0 * (unit(j ^ ((k as u64) << 16)) - 0.5);
+        r.voltage_v = Some((volts * 10.0).round() / 10.0);
+        r.relay = Some(RelayState::Closed);
+        encode_reading(&r)
+    };
+    (0..days)
+        .map(|d| {
+            let mut elements = Vec::with_capacity(97);
+            if d == 0 {
+                elements.push(reading(0, register, 0.1));
+            }
+            for slot in 0..96 {
+                let kwh = household_kwh(j, d, slot) * kept(d);
+                register += kwh;
+                elements.push(reading(d * 96 + slot + 1, register, kwh));
+            }
+            let body = format!(
+                r#"{{"v":1,"meter_id":"{meter}","readings":[{}]}}"#,
+                elements.join(",")
+            );
+            (topic.clone(), body.into_bytes())
+        })
+        .collect()
+}
+
+/// Publishes each (topic, payload) at QoS 1 and waits until the broker acknowledged them all.
+async fn publish_all(addr: std::net::SocketAddr, messages: &[(String, Vec<u8>)]) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::new("scan-e2e-publisher", addr.ip().to_string(), addr.port());
+    opts.set_keep_alive(Duration::from_secs(5));
+    opts.set_max_packet_size(256 * 1024, 256 * 1024);
+    let (client, mut eventloop) = AsyncClient::new(opts, 16);
+    let sender = {
+        let messages = messages.to_vec();
+        tokio::spawn(async move {
+            for (topic, payload) in messages {
+                client
+                    .publish(topic, QoS::AtLeastOnce, false, payload)
+                    .await
+                    .unwrap();
+            }
+            client
+        })
+    };
+    let mut acked = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acked < messages.len() {
+        assert!(
+            Instant::now() < deadline,
+            "broker acknowledged only {acked} of {}",
+            messages.len()
+        );
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = eventloop.poll().await {
+            acked += 1;
+        }
+    }
+    let client = sender.await.unwrap();
+    client.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while eventloop.poll().await.is_ok() {}
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_reporting_half_its_consumption_for_days_is_one_sustained_theft_from_its_onset()
+{
+    let dir = temp_dir("scan-e2e-sustained");
+    let mut cfg = StackConfig::new(dir.clone());
+    cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.echo_outbox = false;
+    cfg.forecast = None;
+    cfg.scan = None;
+    let stack = Stack::start(cfg).await.unwrap();
+
+    // The simulator's thefts last 12–72 hours (bypass) or 1–3 days (h1–h6), too short for a
+    // multi-day accumulation, so the series is built here and published as a meter would.
+    // Six households under one feeder (without a feeder meter, so no energy balance: only their
+    // own series speak), 35 days of readings ending at least four days before now; the third
+    // reports half of its consumption from day 28 on.
+    const DAYS: i64 = 35;
+    const ONSET: i64 = 28;
+    let now = stack.clock.now().millis();
+    let t0 = now - now.rem_euclid(DAY_MS) - (DAYS + 4) * DAY_MS;
+    let ids: Vec<MeterId> = (0..6)
+        .map(|j| MeterId::parse(&format!("sus-c-{j}")).unwrap())
+        .collect();
+    let thief = ids[2].clone();
+    let mut messages = Vec::new();
+    for (j, id) in ids.iter().enumerate() {
+        let mut info = MeterInfo::new_consumer(id.clone(), chrono_tz::Tz::UTC);
+        info.feeder_id = Some(MeterId::parse("sus-f-1").unwrap());
+        stack.ports.registry.upsert(&info).await.unwrap();
+        let stealing = *id == thief;
+        messages.extend(daily_batches(id, j as u64, t0, DAYS, |d| {
+            if stealing && d >= ONSET {
+                0.5
+            } else {
+                1.0
+            }
+        }));
+    }
+    let started = Instant::now();
+    publish_all(stack.mqtt_addr, &messages).await;
+    let expected = ids.len() as u64 * (DAYS as u64 * 96 + 1);
+    while stack.metrics.snapshot().accounted() < expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {:?} of {expected} readings accounted",
+            stack.metrics.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ingested = stack.metrics.snapshot();
+    assert_eq!(
+        (ingested.stored, ingested.quarantined),
+        (expected, 0),
+        "{ingested:?}"
+    );
+    let findings = stack.findings.clone();
+    let metrics = stack.metrics.clone();
+    let outbox = stack.outbox.clone();
+    let registry = stack.ports.registry.clone();
+    let readings = stack.ports.readings.clone();
+    stack.shutdown().await.unwrap();
+
+    // The production schedule's settings: 35 days of history, the last day reported.
+    let job = ScanJob::new(
+        registry,
+        readings,
+        findings.clone(),
+        outbox.clone(),
+        ScanSchedule::default(),
+    )
+    .with_metrics(metrics);
+    let end_of = |day: i64| Timestamp::from_millis(t0 + (day + 1) * DAY_MS);
+    let sustained = |meter: &MeterId| {
+        let findings = findings.clone();
+        let meter = meter.clone();
+        async move {
+            findings
+                .for_meter(&meter)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.kind == FindingKind::SustainedTheft)
+                .collect::<Vec<_>>()
+        }
+    };
+    // A daily scan after each day from the last clean one to a week into the theft.
+    let mut first_open = None;
+    let mut first_id = None;
+    for day in ONSET - 1..DAYS {
+        job.run(end_of(day)).await.unwrap();
+        let stored = sustained(&thief).await;
+        assert!(stored.len() <= 1, "day {day}: {stored:#?}");
+        if let Some(f) = stored.first() {
+            assert!(f.is_open(), "day {day}: {f:#?}");
+            first_open.get_or_insert(day);
+            let id = first_id.get_or_insert_with(|| f.id.clone()).clone();
+            assert_eq!(id, f.id, "day {day}: the same finding, not a new one");
+            assert_eq!(f.to, end_of(day), "day {day}: updated to the latest day");
+        }
+    }
+    let opened_on = first_open.expect("the theft was found within a week");
+    // Not on the first day of the theft (no single day is enough), and within a week of it.
+    assert!(
+        (ONSET + 1..ONSET + 7).contains(&opened_on),
+        "opened after day {opened_on}"
+    );
+    let stored = sustained(&thief).await;
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    let f = &stored[0];
+    assert_eq!(f.opened_at, end_of(opened_on));
+    // The evidence window starts at the onset (the end of its first quarter), give or take a day.
+    let onset = t0 + ONSET * DAY_MS + QUARTER;
+    assert!(
+        (f.from.millis() - onset).abs() <= DAY_MS,
+        "evidence from {} for an onset at {}: {f:#?}",
+        f.from,
+        Timestamp::from_millis(onset)
+    );
+    assert!(f.explanation.contains("under-reported"), "{f:#?}");
+    // No healthy household has a sustained-theft finding, and the thief's was announced once.
+    for id in ids.iter().filter(|id| **id != thief) {
+        let stored = sustained(id).await;
+        assert!(stored.is_empty(), "{id}: {stored:#?}");
+    }
+    let announced: Vec<String> = outbox
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.subject)
+        .filter(|s| s.starts_with("sustained_theft"))
+        .collect();
+    assert_eq!(announced, vec![format!("sustained_theft on {thief}")]);
     drop(job);
     let _ = std::fs::remove_dir_all(&dir);
 }
