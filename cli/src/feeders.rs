@@ -328,17 +328,25 @@ fn judge_hourly(
     Some(out)
 }
 
-fn summarise(outcomes: &[Outcome], k: usize, trials: usize, skipped: usize) -> Value {
+/// The feeders with theft, and those whose theft is at least [`TARGET_SHARE`] of their energy.
+fn theft_sets(outcomes: &[Outcome]) -> (Vec<&Outcome>, Vec<&Outcome>) {
     let theft: Vec<&Outcome> = outcomes.iter().filter(|o| o.share > 0.0).collect();
-    let big: Vec<&Outcome> = theft
+    let big = theft
         .iter()
         .copied()
         .filter(|o| o.share >= TARGET_SHARE)
         .collect();
-    let recall = |set: &[&Outcome]| {
-        (!set.is_empty())
-            .then(|| set.iter().filter(|o| o.detected).count() as f64 / set.len() as f64)
-    };
+    (theft, big)
+}
+
+/// The share of `set` for which `found` holds (`None` for an empty set).
+fn recall(set: &[&Outcome], found: impl Fn(&Outcome) -> bool) -> Option<f64> {
+    (!set.is_empty()).then(|| set.iter().filter(|o| found(o)).count() as f64 / set.len() as f64)
+}
+
+fn summarise(outcomes: &[Outcome], k: usize, trials: usize, skipped: usize) -> Value {
+    let (theft, big) = theft_sets(outcomes);
+    let recall = |set: &[&Outcome]| recall(set, |o| o.detected);
     let mut delays: Vec<usize> = big.iter().filter_map(|o| o.delay_days).collect();
     delays.sort_unstable();
     let clean_days: usize = outcomes.iter().map(|o| o.clean_days).sum();
@@ -376,16 +384,8 @@ fn summarise(outcomes: &[Outcome], k: usize, trials: usize, skipped: usize) -> V
 
 /// The hourly rated balance's figures, as [`summarise`] gives the daily ones.
 fn summarise_hourly(outcomes: &[Outcome]) -> Value {
-    let theft: Vec<&Outcome> = outcomes.iter().filter(|o| o.share > 0.0).collect();
-    let big: Vec<&Outcome> = theft
-        .iter()
-        .copied()
-        .filter(|o| o.share >= TARGET_SHARE)
-        .collect();
-    let recall = |set: &[&Outcome]| {
-        (!set.is_empty())
-            .then(|| set.iter().filter(|o| o.hourly.detected).count() as f64 / set.len() as f64)
-    };
+    let (theft, big) = theft_sets(outcomes);
+    let recall = |set: &[&Outcome]| recall(set, |o| o.hourly.detected);
     let mut delays: Vec<usize> = big.iter().filter_map(|o| o.hourly.delay_hours).collect();
     delays.sort_unstable();
     let clean_days: usize = outcomes.iter().map(|o| o.hourly.clean_days).sum();

@@ -27,7 +27,7 @@
 
 use super::grid::Calendar;
 use super::models::{ModelError, ModelKind};
-use super::ridge::solve_spd;
+use super::ridge::solve_ridge;
 
 /// Number of features, the intercept included.
 pub const FEATURES: usize = 14;
@@ -161,19 +161,7 @@ pub fn fit(hist: &[f64], cal: &Calendar) -> Result<Beta, ModelError> {
         w *= decay;
         j += 1;
     }
-    for i in 0..FEATURES {
-        for k in 0..i {
-            xtx[i][k] = xtx[k][i];
-        }
-    }
-    for (i, row) in xtx.iter_mut().enumerate().skip(1) {
-        // A feature that never varies from 0 (a flat history) still gets a positive diagonal.
-        row[i] += LAMBDA * row[i] + 1e-9;
-    }
-    solve_spd(xtx, xty).ok_or(ModelError::Fit {
-        model: ModelKind::DirectRidge,
-        reason: "the normal equations are singular".to_owned(),
-    })
+    solve_ridge(xtx, xty, LAMBDA, ModelKind::DirectRidge)
 }
 
 /// Forecasts `horizon` slots after `hist` with `beta`, one day at a time from the end of the

@@ -150,7 +150,21 @@ pub fn fit_with(
             }
         }
     }
-    for i in 0..FEATURES {
+    solve_ridge(xtx, xty, lambda, ModelKind::Ridge)
+}
+
+/// Solves ridge normal equations of which only the upper triangle of `xtx` was accumulated:
+/// mirrors it, adds the penalty `lambda` relative to each diagonal (not to the intercept, the
+/// first feature) and solves.
+pub(crate) fn solve_ridge<const N: usize>(
+    mut xtx: [[f64; N]; N],
+    xty: [f64; N],
+    lambda: f64,
+    model: ModelKind,
+) -> Result<[f64; N], ModelError> {
+    // Index loops: mirroring a triangle reads one row while writing another.
+    #[allow(clippy::needless_range_loop)]
+    for i in 0..N {
         for j in 0..i {
             xtx[i][j] = xtx[j][i];
         }
@@ -160,7 +174,7 @@ pub fn fit_with(
         row[i] += lambda * row[i] + 1e-9;
     }
     solve_spd(xtx, xty).ok_or(ModelError::Fit {
-        model: ModelKind::Ridge,
+        model,
         reason: "the normal equations are singular".to_owned(),
     })
 }
