@@ -1084,12 +1084,10 @@ impl ReadingStore for SqliteReadingStore {
     }
 
     async fn before(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
-        if let Some(known) = self.ask_tail(meter, |t| t.before(ts))? {
-            return Ok(known);
-        }
         self.nearest(
             meter,
             ts,
+            |t| t.before(ts),
             Nearest {
                 main: select_readings!("WHERE meter_id = ?1 AND ts < ?2 ORDER BY ts DESC LIMIT 1"),
                 hot: select_hot_readings!(
@@ -1101,12 +1099,10 @@ impl ReadingStore for SqliteReadingStore {
     }
 
     async fn after(&self, meter: &MeterId, ts: Timestamp) -> Result<Option<Reading>, StoreError> {
-        if let Some(known) = self.ask_tail(meter, |t| t.after(ts))? {
-            return Ok(known);
-        }
         self.nearest(
             meter,
             ts,
+            |t| t.after(ts),
             Nearest {
                 main: select_readings!("WHERE meter_id = ?1 AND ts > ?2 ORDER BY ts LIMIT 1"),
                 hot: select_hot_readings!("WHERE meter_id = ?1 AND ts > ?2 ORDER BY ts LIMIT 1"),
@@ -1160,14 +1156,19 @@ impl SqliteReadingStore {
         Ok(known.recent.tails.get(meter).and_then(ask))
     }
 
-    /// The reading nearest to `ts` in one direction across both tables, skipping the main table
-    /// where its known bounds say it cannot hold a nearer answer than the hot one.
+    /// The reading nearest to `ts` in one direction: from the meter's copy (`ask`) when it can
+    /// answer, else across both tables, skipping the main table where its known bounds say it
+    /// cannot hold a nearer answer than the hot one.
     fn nearest(
         &self,
         meter: &MeterId,
         ts: Timestamp,
+        ask: impl FnOnce(&recent::Tail) -> Option<Option<Reading>>,
         q: Nearest,
     ) -> Result<Option<Reading>, StoreError> {
+        if let Some(known) = self.ask_tail(meter, ask)? {
+            return Ok(known);
+        }
         let conn = self.db.conn()?;
         let args: &[&dyn rusqlite::ToSql] = &[&meter.as_str(), &ts.millis()];
         let hot = query_readings(&conn, q.hot, args)?.pop();
