@@ -432,12 +432,7 @@ impl WalFile {
 impl SqliteDb {
     /// Opens (creating if needed) the store at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
-        let wrap = |source| OpenError::Sqlite {
-            path: path.display().to_string(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(wrap)?;
-        let mut db = Self::init(conn).map_err(wrap)?;
+        let mut db = Self::open_file(path, false)?;
         db._checkpointer = Some(Checkpointer::start(path)?);
         Ok(db)
     }
@@ -449,17 +444,23 @@ impl SqliteDb {
     /// threads (the writer's checkpoints and flushes cover the file), and refuses writes
     /// (`PRAGMA query_only`), so it can never bump the writer's `data_version`.
     pub fn open_reader(path: &Path) -> Result<Self, OpenError> {
+        Self::open_file(path, true)
+    }
+
+    fn open_file(path: &Path, query_only: bool) -> Result<Self, OpenError> {
         let wrap = |source| OpenError::Sqlite {
             path: path.display().to_string(),
             source,
         };
         let conn = Connection::open(path).map_err(wrap)?;
         let mut db = Self::init(conn).map_err(wrap)?;
-        db.conn
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pragma_update(None, "query_only", true)
-            .map_err(wrap)?;
+        if query_only {
+            db.conn
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pragma_update(None, "query_only", true)
+                .map_err(wrap)?;
+        }
         Ok(db)
     }
 
@@ -1845,6 +1846,14 @@ impl EventStore for SqliteEventStore {
 mod tests {
     use super::*;
 
+    /// A fresh, empty directory for one test's files (the caller removes it).
+    fn scratch_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("meterflow-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     /// A plain reading of `meter` at `ts_ms` with register `mwh`, `seq` and nothing else.
     fn reading_at(meter: &str, ts_ms: i64, mwh: i64, seq: Option<u64>) -> Reading {
         Reading {
@@ -1860,9 +1869,7 @@ mod tests {
 
     #[test]
     fn committed_writes_reach_the_database_file_without_the_writer_checkpointing() {
-        let dir = std::env::temp_dir().join(format!("meterflow-ckpt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("ckpt");
         let path = dir.join("store.db");
         let db = SqliteDb::open(&path).unwrap();
         {
@@ -1898,9 +1905,7 @@ mod tests {
     #[test]
     fn the_wal_flusher_waits_for_the_wal_and_follows_it_when_sqlite_makes_a_new_one() {
         use std::os::unix::fs::MetadataExt as _;
-        let dir = std::env::temp_dir().join(format!("meterflow-flush-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("flush");
         let path = dir.join("store.db-wal");
         let mut wal = WalFile::new(path.clone());
         wal.flush();
@@ -1924,9 +1929,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_of_both_tables_sees_one_snapshot_while_another_connection_moves_rows() {
-        let dir = std::env::temp_dir().join(format!("meterflow-snap-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("snap");
         let path = dir.join("store.db");
         let writer = Arc::new(SqliteDb::open(&path).unwrap());
         let reader = Arc::new(SqliteDb::open_reader(&path).unwrap());
@@ -2017,9 +2020,7 @@ mod tests {
 
     #[test]
     fn the_jobs_reader_connection_refuses_writes() {
-        let dir = std::env::temp_dir().join(format!("meterflow-ro-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch_dir("ro");
         let path = dir.join("store.db");
         let writer = SqliteDb::open(&path).unwrap();
         let reader = SqliteDb::open_reader(&path).unwrap();
