@@ -127,6 +127,8 @@ pub fn run(args: &BenchForecastArgs) -> anyhow::Result<()> {
         ModelKind::Persistence7,
         ModelKind::Ridge,
         ModelKind::DirectRidge,
+        ModelKind::RidgeDirect,
+        ModelKind::RidgeDirectSmooth,
         ModelKind::MstlEts,
     ] {
         by_model.insert(m.as_str(), daily(Some(m)));

@@ -19,8 +19,9 @@
 //! alone (3.7% instead of 4.2% better than persistence7 on average), and fitting the deviation
 //! from persistence7 (a ridge shrunk toward it rather than toward zero) worse in both cases
 //! (3.5%; 0.4%). Even so the model stays behind the recursive ridge with the same smoothing
-//! (4.2% against 4.6%, each on its own), so it is scored side by side but not a selection
-//! candidate.
+//! (4.2% against 4.6%, each on its own), so it is not a selection candidate on its own; its
+//! means with the recursive one (`ridge_direct`, `ridge_direct_smooth`) are (run 8): its errors
+//! differ enough from the recursive model's that the mean beats both.
 //!
 //! Longer horizons repeat the day-ahead step from the end of each forecast day, the forecasts
 //! standing in for the data (what a month-end projection needs; only the first day is scored).

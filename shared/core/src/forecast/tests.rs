@@ -387,3 +387,71 @@ fn the_direct_ridge_forecasts_a_flat_series_flat_and_refuses_a_short_history() {
         "{short:?}"
     );
 }
+
+#[test]
+fn a_combination_forecasts_the_plain_mean_of_its_models() {
+    let values = noisy(40, 11);
+    let g = grid(&values);
+    let mut combinations = 0;
+    for model in ModelKind::ALL {
+        let Some(parts) = model.components() else {
+            continue;
+        };
+        combinations += 1;
+        // Every combination averages the ridge model with models of their own.
+        assert!(parts.contains(&ModelKind::Ridge), "{model}");
+        assert!(parts.iter().all(|p| p.components().is_none()), "{model}");
+        let f = point_forecast(model, &values, &g.calendar, 2 * DAY).unwrap();
+        let each: Vec<Vec<f64>> = parts
+            .iter()
+            .map(|m| point_forecast(*m, &values, &g.calendar, 2 * DAY).unwrap())
+            .collect();
+        for (j, v) in f.iter().enumerate() {
+            let mean = each.iter().map(|e| e[j]).sum::<f64>() / parts.len() as f64;
+            assert!((v - mean).abs() < 1e-12, "{model} slot {j}: {v} vs {mean}");
+        }
+    }
+    assert_eq!(combinations, 4);
+}
+
+#[test]
+fn a_combination_needs_the_history_of_its_most_demanding_model() {
+    let values = noisy(14, 5);
+    let g = grid(&values);
+    for model in [
+        ModelKind::RidgeDirect,
+        ModelKind::RidgeSmooth,
+        ModelKind::RidgeDirectSmooth,
+    ] {
+        assert_eq!(model.min_history(DAY), 14 * DAY, "{model}");
+        assert!(matches!(
+            point_forecast(model, &values[..14 * DAY - 1], &g.calendar, DAY),
+            Err(ModelError::TooShort { .. })
+        ));
+        assert!(point_forecast(model, &values, &g.calendar, DAY).is_ok());
+    }
+}
+
+#[test]
+fn the_default_selection_chooses_among_the_combinations_too() {
+    let candidates = SelectConfig::default().candidates;
+    for model in ModelKind::ALL {
+        if model.components().is_some() {
+            assert!(candidates.contains(&model), "{model}");
+        }
+    }
+    // On a household-like series every candidate is backtested and the one with the lowest
+    // RMSE is chosen.
+    let values = noisy(40, 3);
+    let g = grid(&values);
+    let sel = select(&values, &g.calendar, &SelectConfig::default());
+    assert_eq!(sel.fallback, None);
+    assert_eq!(sel.candidates.len(), candidates.len());
+    let best = sel
+        .candidates
+        .iter()
+        .filter_map(|c| Some((c.model, c.rmse?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|c| c.0);
+    assert_eq!(best, Some(sel.model));
+}
