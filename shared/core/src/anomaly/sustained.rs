@@ -15,7 +15,9 @@
 //!
 //! `S_t = max(0, max over s in the window of Σ_{j=s..t} (e_j − allowance))`
 //!
-//! The alarm holds while `S_t ≥ threshold`; the `s` achieving the maximum estimates the onset.
+//! The alarm is raised when `S_t ≥ threshold` and then holds while `S_t ≥ release` (half the
+//! threshold: a condition wavering around the threshold stays one finding); the `s` achieving
+//! the maximum estimates the onset.
 //!
 //! **Held references.** Once the alarm is raised, the days from the estimated onset on, and
 //! every day while it holds, are *held*: left out of later days' references, which reach back
@@ -52,7 +54,12 @@ pub struct SustainedConfig {
     /// Most evidence one day can contribute (kept below `threshold + allowance` so a single
     /// day never alarms; at the defaults it takes three strong days, or more weaker ones).
     pub cap: f64,
-    /// The accumulated evidence at which the alarm is raised. THRESHOLD_DOC
+    /// The accumulated evidence at which the alarm is raised. On a seeded calibration half of
+    /// the 50 SGSC homes, with held references and `release` 12.5, 25 gives 0.90 false
+    /// findings per 1,000 clean meter-days (the smallest on a 0.5 grid meeting 1 there is 23);
+    /// on the held-out half 1.03 (`meterflow eval theft --sustained-rounds 12`, see
+    /// `docs/detection.md`; `allowance`, `cap` and `window_days` were chosen by a grid over
+    /// all 50 homes).
     pub threshold: f64,
     /// How many days further back than `reference_days` a day's references may reach to leave
     /// out the held days of an alarm (see the module documentation); 0 holds nothing, and the
@@ -63,8 +70,9 @@ pub struct SustainedConfig {
     /// diluting its own references on the way.
     pub hold_from: f64,
     /// Once raised, the alarm holds while the accumulated evidence stays at or above this (at
-    /// most `threshold`): a theft whose evidence wavers around the threshold stays one
-    /// condition instead of closing and reopening.
+    /// most `threshold`; half of it by default): a condition whose evidence wavers around the
+    /// threshold stays one finding instead of closing and reopening. On the SGSC evaluation it
+    /// turned 27 clean findings into 25 and changed no recall (`docs/detection.md`).
     pub release: f64,
 }
 
@@ -78,7 +86,7 @@ impl Default for SustainedConfig {
             threshold: 25.0,
             hold_days: 28,
             hold_from: 25.0,
-            release: 25.0,
+            release: 12.5,
         }
     }
 }
