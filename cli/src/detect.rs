@@ -74,6 +74,19 @@ pub struct EvalTheftArgs {
     /// pattern, days since onset, components, pattern score, forest score).
     #[arg(long, hide = true)]
     pub dump_sustained: Option<PathBuf>,
+    /// Overrides the accumulation's `hold_days` for `--sustained-rounds` (0: an alarm's days
+    /// become references like any others, as before references were held).
+    #[arg(long)]
+    pub sustained_hold_days: Option<usize>,
+    /// Overrides the accumulation's threshold reported as the scan's default.
+    #[arg(long)]
+    pub sustained_threshold: Option<f64>,
+    /// Overrides the accumulated evidence from which a run's days are held.
+    #[arg(long)]
+    pub sustained_hold_from: Option<f64>,
+    /// Overrides the accumulated evidence down to which a raised alarm holds.
+    #[arg(long)]
+    pub sustained_release: Option<f64>,
 }
 
 /// Every meter of the file cut into local days; meters whose interval is unknown or does not
@@ -225,6 +238,16 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
             &forest_config(args.input.seed),
             args.target_per_1000,
             args.dump_sustained.as_deref(),
+            {
+                let d = meter_core::anomaly::sustained::SustainedConfig::default();
+                meter_core::anomaly::sustained::SustainedConfig {
+                    hold_days: args.sustained_hold_days.unwrap_or(d.hold_days),
+                    threshold: args.sustained_threshold.unwrap_or(d.threshold),
+                    hold_from: args.sustained_hold_from.unwrap_or(d.hold_from),
+                    release: args.sustained_release.unwrap_or(d.release),
+                    ..d
+                }
+            },
         )?;
         report["wall_s"] = json!(started.elapsed().as_secs_f64());
         Some(report)

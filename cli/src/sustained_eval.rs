@@ -23,8 +23,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use meter_core::anomaly::sustained::{accumulate, SustainedConfig};
-use meter_core::anomaly::theft::{score_fleet_with, References};
+use meter_core::anomaly::sustained::{track, SustainedConfig};
+use meter_core::anomaly::theft::{
+    peer_shifts, score_fleet_with, score_meter_with, PeerShifts, References,
+};
 use meter_core::anomaly::{Attack, DayScore, ForestConfig, MeterDays, Rng};
 use serde_json::{json, Value};
 
@@ -32,7 +34,11 @@ use serde_json::{json, Value};
 pub const EPISODE_DAYS: usize = 28;
 
 /// The days-since-onset at which recall is reported ("found within N days").
-const WITHIN: [usize; 6] = [1, 2, 3, 7, 14, 28];
+const WITHIN: [usize; 7] = [1, 2, 3, 7, 14, 21, 28];
+
+/// The days-since-onset at which the share of episodes still in alarm is reported (day 1 = the
+/// onset day): whether a finding, once raised, stays open while the theft goes on.
+const IN_ALARM_ON: [usize; 4] = [7, 14, 21, 28];
 
 /// A sustained under-reporting pattern, applied to every day of an episode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -255,12 +261,28 @@ fn dump(
     Ok(())
 }
 
+/// The peer correction of a fleet's dates, from its days scored the plain way (as
+/// [`meter_core::anomaly::sustained::track_group`] takes it).
+fn shifts(fleet: &[MeterDays], config: &SustainedConfig) -> PeerShifts {
+    let theft = config.theft();
+    let plain: Vec<Vec<DayScore>> = fleet
+        .iter()
+        .map(|m| score_meter_with(m, &theft, References::Before))
+        .collect();
+    peer_shifts(&plain, theft.min_peers)
+}
+
 /// Per meter, the day index and whether its accumulation alarmed, for every scored day.
-fn alarms(scored: &[Vec<DayScore>], config: &SustainedConfig) -> Vec<Vec<(usize, bool)>> {
-    scored
+fn alarms(
+    fleet: &[MeterDays],
+    shifts: &PeerShifts,
+    config: &SustainedConfig,
+) -> Vec<Vec<(usize, bool)>> {
+    fleet
         .iter()
         .map(|days| {
-            accumulate(days, config)
+            track(days, shifts, config)
+                .accumulated
                 .iter()
                 .map(|a| (a.day, a.alarm))
                 .collect()
@@ -285,7 +307,16 @@ fn clean_findings(alarms: &[Vec<(usize, bool)>]) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Runs the evaluation; `dump_to` writes every scored day for exploration.
+/// One round: its fleet (episodes injected), the peer correction of its dates, its episodes.
+struct Round {
+    fleet: Vec<MeterDays>,
+    shifts: PeerShifts,
+    episodes: Vec<Option<Episode>>,
+}
+
+/// Runs the evaluation at the accumulation settings `config` (its threshold is the one
+/// reported as the scan's default; another is chosen on the calibration half from a grid);
+/// `dump_to` writes every scored day for exploration.
 pub fn evaluate(
     clean: &[MeterDays],
     rounds: usize,
@@ -293,16 +324,16 @@ pub fn evaluate(
     forest: &ForestConfig,
     per_1000: f64,
     dump_to: Option<&Path>,
+    config: SustainedConfig,
 ) -> anyhow::Result<Value> {
-    let config = SustainedConfig::default();
     let mut dump_file = match dump_to {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
-    let base = score(clean, &config, forest);
     if let Some(f) = dump_file.as_mut() {
-        dump(f, 0, &base, &[])?;
+        dump(f, 0, &score(clean, &config, forest), &[])?;
     }
+    let base_shifts = shifts(clean, &config);
     // The calibration half of the meters (seeded), the rest held out.
     let mut order: Vec<usize> = (0..clean.len()).collect();
     let mut rng = Rng::derive(seed, 77_000);
@@ -317,29 +348,33 @@ pub fn evaluate(
         c
     };
     let lead = config.reference_days + config.min_reference_days();
-    let mut round_scores = Vec::new();
+    let mut round_data = Vec::new();
     for round in 0..rounds {
         let mut fleet = clean.to_vec();
         let mut rng = Rng::derive(seed, 78_000 + round as u64);
-        let eps: Vec<Option<Episode>> = (0..fleet.len())
+        let episodes: Vec<Option<Episode>> = (0..fleet.len())
             .map(|m| {
                 let pattern = Pattern::ALL[(m + round) % Pattern::ALL.len()];
                 inject(clean, m, &mut fleet[m], pattern, lead, &mut rng)
             })
             .collect();
-        let scored = score(&fleet, &config, forest);
         if let Some(f) = dump_file.as_mut() {
-            dump(f, round + 1, &scored, &eps)?;
+            dump(f, round + 1, &score(&fleet, &config, forest), &episodes)?;
         }
-        round_scores.push((scored, eps));
+        let shifts = shifts(&fleet, &config);
+        round_data.push(Round {
+            fleet,
+            shifts,
+            episodes,
+        });
     }
     if let Some(mut f) = dump_file {
         f.flush()?;
     }
-    // Threshold: the smallest on a grid meeting the target on the calibration half.
-    let thresholds: Vec<f64> = (4..=80).map(|t| f64::from(t) * 0.5).collect();
-    let clean_rate = |cfg: &SustainedConfig, keep: &dyn Fn(usize) -> bool| {
-        let per_meter = clean_findings(&alarms(&base, cfg));
+    // Clean findings per meter at a setting: (openings, scored days).
+    let clean_findings_at =
+        |cfg: &SustainedConfig| clean_findings(&alarms(clean, &base_shifts, cfg));
+    let rate = |per_meter: &[(usize, usize)], keep: &dyn Fn(usize) -> bool| {
         let (opened, days) = per_meter
             .iter()
             .enumerate()
@@ -347,19 +382,21 @@ pub fn evaluate(
             .fold((0, 0), |t, (_, v)| (t.0 + v.0, t.1 + v.1));
         (opened, days, 1000.0 * opened as f64 / days.max(1) as f64)
     };
+    // Threshold: the smallest on a grid meeting the target on the calibration half.
+    let thresholds: Vec<f64> = (4..=80).map(|t| f64::from(t) * 0.5).collect();
     let chosen = thresholds
         .iter()
         .map(|&t| SustainedConfig {
             threshold: t,
             ..config
         })
-        .find(|c| clean_rate(c, &|m| calibration[m]).2 <= per_1000)
+        .find(|c| rate(&clean_findings_at(c), &|m| calibration[m]).2 <= per_1000)
         .unwrap_or(config);
     let report_at = |cfg: &SustainedConfig| -> Value {
         let mut episodes: Vec<(Episode, Vec<(usize, bool)>)> = Vec::new();
-        for (scored, eps) in &round_scores {
-            let al = alarms(scored, cfg);
-            for e in eps.iter().flatten() {
+        for r in &round_data {
+            let al = alarms(&r.fleet, &r.shifts, cfg);
+            for e in r.episodes.iter().flatten() {
                 episodes.push((*e, al[e.meter].clone()));
             }
         }
@@ -382,6 +419,19 @@ pub fn evaluate(
                     json!(found as f64 / set.len().max(1) as f64),
                 );
             }
+            // Of the episodes that last to day N, the share in alarm on it (an unscored day
+            // counts as not in alarm).
+            for n in IN_ALARM_ON {
+                let lasting: Vec<_> = set.iter().filter(|(e, _)| e.onset + n <= e.end).collect();
+                let on = lasting
+                    .iter()
+                    .filter(|(e, al)| al.iter().any(|&(d, on)| on && d == e.onset + n - 1))
+                    .count();
+                within.insert(
+                    format!("in_alarm_on_day_{n}"),
+                    json!(on as f64 / lasting.len().max(1) as f64),
+                );
+            }
             within.insert("episodes".into(), json!(set.len()));
             within.insert(
                 "unobservable_left_out".into(),
@@ -396,9 +446,10 @@ pub fn evaluate(
         for p in Pattern::ALL {
             by_pattern.insert(p.as_str(), recall(&|e: &Episode| e.pattern == p));
         }
-        let (cal_opened, cal_days, cal_rate) = clean_rate(cfg, &|m| calibration[m]);
-        let (held_opened, held_days, held_rate) = clean_rate(cfg, &|m| !calibration[m]);
-        let (all_opened, all_days, all_rate) = clean_rate(cfg, &|_| true);
+        let per_meter = clean_findings_at(cfg);
+        let (cal_opened, cal_days, cal_rate) = rate(&per_meter, &|m| calibration[m]);
+        let (held_opened, held_days, held_rate) = rate(&per_meter, &|m| !calibration[m]);
+        let (all_opened, all_days, all_rate) = rate(&per_meter, &|_| true);
         json!({
             "threshold": cfg.threshold,
             "false_findings_per_1000_clean_meter_days": {
@@ -444,6 +495,9 @@ pub fn evaluate(
             "allowance": config.allowance,
             "cap": config.cap,
             "threshold": config.threshold,
+            "hold_days": config.hold_days,
+            "hold_from": config.hold_from,
+            "release": config.release,
         },
         "target_per_1000_clean_meter_days": per_1000,
         "calibration_meters": calibration.iter().filter(|c| **c).count(),

@@ -33,8 +33,9 @@ pub struct UpArgs {
     /// Seed for the fleet's load models and injected faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Injected faults and thefts: `default` (a small seeded share of meters), `none`, or a
-    /// comma list such as `bypass,h1,outage,duplicate`.
+    /// Injected faults and thefts: `default` (a small seeded share of meters, a weeks-long
+    /// bypass among them), `none`, `all`, or a comma list such as
+    /// `bypass,long-bypass,h1,outage,duplicate`.
     #[arg(long, default_value = "default")]
     pub faults: String,
     /// Minutes between a simulated meter's readings.

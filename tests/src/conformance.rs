@@ -11,7 +11,8 @@ use meter_core::ingest::{Inbound, IngestConfig, Ingestor, Ports, RegistryMode};
 use meter_core::ports::{FindingCursor, FindingStore, ForecastStore};
 use meter_core::telemetry::{MessageContext, QuarantineEntry};
 use meter_core::{
-    Energy, EventKind, InsertOutcome, MeterEvent, MeterInfo, MeterKind, QuarantineReason, Timestamp,
+    Energy, EventKind, InsertOutcome, MeterEvent, MeterInfo, MeterKind, QuarantineReason,
+    StoreError, Timestamp,
 };
 
 use crate::fixtures::{
@@ -186,6 +187,17 @@ pub async fn range_spans_more_than_one_page(p: Ports) {
     assert_eq!(got, rs);
 }
 
+/// A feeder meter's record.
+fn feeder(id: &str) -> MeterInfo {
+    MeterInfo {
+        kind: MeterKind::Feeder,
+        contracted_kw: None,
+        location: None,
+        tariff_id: None,
+        ..consumer(id, None)
+    }
+}
+
 fn consumer(id: &str, feeder: Option<&str>) -> MeterInfo {
     MeterInfo {
         meter_id: meter(id),
@@ -199,15 +211,10 @@ fn consumer(id: &str, feeder: Option<&str>) -> MeterInfo {
 }
 
 pub async fn the_registry_round_trips_and_lists_consumers_by_feeder(p: Ports) {
-    let feeder = MeterInfo {
-        kind: MeterKind::Feeder,
-        contracted_kw: None,
-        location: None,
-        tariff_id: None,
-        ..consumer("f-1", None)
-    };
+    let feeder = feeder("f-1");
     for m in [
         feeder.clone(),
+        self::feeder("f-9"),
         consumer("c-1", Some("f-1")),
         consumer("c-2", Some("f-1")),
         consumer("c-3", Some("f-9")),
@@ -235,7 +242,8 @@ pub async fn the_registry_round_trips_and_lists_consumers_by_feeder(p: Ports) {
 pub async fn listing_the_registry_page_by_page_yields_every_meter_once(p: Ports) {
     let empty = p.registry.list(None, 10).await.unwrap();
     assert_eq!((empty.meters.len(), empty.next), (0, None));
-    let ids: Vec<String> = (0..23).map(|i| format!("c-{i:02}")).collect();
+    p.registry.upsert(&feeder("f-1")).await.unwrap();
+    let mut ids: Vec<String> = (0..23).map(|i| format!("c-{i:02}")).collect();
     for id in &ids {
         p.registry.upsert(&consumer(id, Some("f-1"))).await.unwrap();
     }
@@ -245,7 +253,7 @@ pub async fn listing_the_registry_page_by_page_yields_every_meter_once(p: Ports)
         let page = p.registry.list(after.as_ref(), 5).await.unwrap();
         assert!(page.meters.len() <= 5, "a page holds at most its limit");
         seen.extend(page.meters.iter().map(|m| m.meter_id.to_string()));
-        if let Some(first) = page.meters.first() {
+        if let Some(first) = page.meters.iter().find(|m| m.kind == MeterKind::Consumer) {
             assert_eq!(first, &consumer(first.meter_id.as_str(), Some("f-1")));
         }
         match page.next {
@@ -254,10 +262,12 @@ pub async fn listing_the_registry_page_by_page_yields_every_meter_once(p: Ports)
         }
     }
     seen.sort();
+    ids.push("f-1".into());
     assert_eq!(seen, ids);
 }
 
 pub async fn register_if_absent_keeps_the_existing_record(p: Ports) {
+    p.registry.upsert(&feeder("f-1")).await.unwrap();
     let original = consumer("c-1", Some("f-1"));
     p.registry.upsert(&original).await.unwrap();
     let auto = MeterInfo::new_consumer(meter("c-1"), chrono_tz::Tz::UTC);
@@ -268,6 +278,51 @@ pub async fn register_if_absent_keeps_the_existing_record(p: Ports) {
     let fresh = MeterInfo::new_consumer(meter("c-new"), chrono_tz::Tz::UTC);
     assert_eq!(p.registry.register_if_absent(&fresh).await.unwrap(), fresh);
     assert_eq!(p.registry.get(&meter("c-new")).await.unwrap(), Some(fresh));
+}
+
+/// A consumer naming a feeder the registry does not know (or knows as a consumer) would be
+/// scanned in a group without a feeder meter: both ways of registering refuse it, naming both
+/// meters, and store nothing; once the feeder is registered the same record is accepted.
+pub async fn a_consumer_naming_an_unregistered_feeder_is_refused(p: Ports) {
+    let orphan = consumer("c-1", Some("f-1"));
+    let refused = |e: StoreError| match e {
+        StoreError::UnregisteredFeeder { meter, feeder } => {
+            assert_eq!((meter.as_str(), feeder.as_str()), ("c-1", "f-1"));
+        }
+        other => panic!("expected UnregisteredFeeder, got {other:?}"),
+    };
+    refused(p.registry.upsert(&orphan).await.unwrap_err());
+    refused(p.registry.register_if_absent(&orphan).await.unwrap_err());
+    let message = p.registry.upsert(&orphan).await.unwrap_err().to_string();
+    assert!(
+        message.contains("c-1") && message.contains("f-1"),
+        "{message}"
+    );
+    assert_eq!(p.registry.get(&meter("c-1")).await.unwrap(), None);
+    // A meter of that id registered as a consumer is not a feeder either.
+    p.registry.upsert(&consumer("f-1", None)).await.unwrap();
+    refused(p.registry.upsert(&orphan).await.unwrap_err());
+    assert!(p
+        .registry
+        .by_feeder(&meter("f-1"))
+        .await
+        .unwrap()
+        .is_empty());
+    // Registered as a feeder, it is accepted, either way.
+    p.registry.upsert(&feeder("f-1")).await.unwrap();
+    assert_eq!(
+        p.registry.register_if_absent(&orphan).await.unwrap(),
+        orphan
+    );
+    let moved = MeterInfo {
+        contracted_kw: Some(7.0),
+        ..orphan.clone()
+    };
+    p.registry.upsert(&moved).await.unwrap();
+    assert_eq!(p.registry.get(&meter("c-1")).await.unwrap(), Some(moved));
+    // A meter without a feeder needs none.
+    let alone = consumer("c-2", None);
+    assert_eq!(p.registry.register_if_absent(&alone).await.unwrap(), alone);
 }
 
 fn entry(id: &str, meter_key: &str, received_ms: i64, reason: QuarantineReason) -> QuarantineEntry {

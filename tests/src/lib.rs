@@ -30,6 +30,7 @@ macro_rules! conformance_suite {
             the_registry_round_trips_and_lists_consumers_by_feeder,
             listing_the_registry_page_by_page_yields_every_meter_once,
             register_if_absent_keeps_the_existing_record,
+            a_consumer_naming_an_unregistered_feeder_is_refused,
             quarantine_is_idempotent_and_lists_newest_first,
             versions_only_increase_and_a_lower_version_never_overwrites,
             aggregate_ranges_stay_within_granularity_and_meter,

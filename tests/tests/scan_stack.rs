@@ -10,7 +10,9 @@
 //! days are needed). A fourth group of consumers publishes five weeks of readings over MQTT, one
 //! of them reporting half its consumption for the last week: daily scans must open one
 //! sustained-theft finding on it, and on no other, from about its onset, and keep it as that one
-//! finding on the days after.
+//! finding on the days after. A fifth, the simulator's own fleet with a long bypass (weeks of a
+//! meter's whole load around it), run ahead and published over MQTT: daily scans must open one
+//! sustained-theft finding on the thief, and on no other meter, within a week.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -21,7 +23,7 @@ use anomaly_scan::ScanSettings;
 use meter_core::anomaly::{FindingKind, ScanConfig};
 use meter_core::telemetry::encode_reading;
 use meter_core::types::DAY_MS;
-use meter_core::{Energy, MeterId, MeterInfo, Reading, RelayState, Timestamp};
+use meter_core::{Energy, MeterId, MeterInfo, MeterKind, Reading, RelayState, Timestamp};
 use meter_local::stack::scan_job::{ScanJob, ScanSchedule};
 use meter_local::stack::schedule::ScheduledJob;
 use meter_local::stack::{Stack, StackConfig};
@@ -464,11 +466,10 @@ async fn a_consumer_reporting_half_its_consumption_for_days_is_one_sustained_the
     cfg.scan = None;
     let stack = Stack::start(cfg).await.unwrap();
 
-    // The simulator's thefts last 12–72 hours (bypass) or 1–3 days (h1–h6), too short for a
-    // multi-day accumulation, so the series is built here and published as a meter would.
-    // Six households under one feeder (without a feeder meter, so no energy balance: only their
-    // own series speak), 35 days of readings ending at least four days before now; the third
-    // reports half of its consumption from day 28 on.
+    // A steady series built here (the simulator's long bypass is the next test) and published
+    // as a meter would. Six households under one feeder (its meter registered but silent, so no
+    // energy balance: only their own series speak), 35 days of readings ending at least four
+    // days before now; the third reports half of its consumption from day 28 on.
     const DAYS: i64 = 35;
     const ONSET: i64 = 28;
     let now = stack.clock.now().millis();
@@ -477,10 +478,21 @@ async fn a_consumer_reporting_half_its_consumption_for_days_is_one_sustained_the
         .map(|j| MeterId::parse(&format!("sus-c-{j}")).unwrap())
         .collect();
     let thief = ids[2].clone();
+    let feeder = MeterId::parse("sus-f-1").unwrap();
+    // The registry refuses consumers under a feeder it does not know: the feeder first.
+    stack
+        .ports
+        .registry
+        .upsert(&MeterInfo {
+            kind: MeterKind::Feeder,
+            ..MeterInfo::new_consumer(feeder.clone(), chrono_tz::Tz::UTC)
+        })
+        .await
+        .unwrap();
     let mut messages = Vec::new();
     for (j, id) in ids.iter().enumerate() {
         let mut info = MeterInfo::new_consumer(id.clone(), chrono_tz::Tz::UTC);
-        info.feeder_id = Some(MeterId::parse("sus-f-1").unwrap());
+        info.feeder_id = Some(feeder.clone());
         stack.ports.registry.upsert(&info).await.unwrap();
         let stealing = *id == thief;
         messages.extend(daily_batches(id, j as u64, t0, DAYS, |d| {
@@ -585,6 +597,171 @@ async fn a_consumer_reporting_half_its_consumption_for_days_is_one_sustained_the
         .filter(|s| s.starts_with("sustained_theft"))
         .collect();
     assert_eq!(announced, vec![format!("sustained_theft on {thief}")]);
+    drop(job);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The seed of the long-bypass test's fleet (see there).
+const LONG_BYPASS_SEED: u64 = 1;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_long_bypass_is_one_sustained_theft_on_the_thief_only_within_a_week() {
+    let dir = temp_dir("scan-e2e-long-bypass");
+    let mut cfg = StackConfig::new(dir.clone());
+    cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.echo_outbox = false;
+    cfg.forecast = None;
+    cfg.scan = None;
+    let stack = Stack::start(cfg).await.unwrap();
+
+    // The simulator itself, run ahead of the stack rather than in real time (weeks of simulated
+    // time would take minutes even at the stack's top speed): six consumers under one feeder
+    // meter, one of them with its whole load around the meter for weeks from 24–31 days in,
+    // started far enough back that a week of the theft lies before now.
+    let now = stack.clock.now().millis();
+    let t0 = now - now.rem_euclid(DAY_MS) - 42 * DAY_MS;
+    let mut fleet = meter_sim::Fleet::new(
+        FleetConfig {
+            consumers: 6,
+            feeders: 1,
+            seed: LONG_BYPASS_SEED,
+            timezone: chrono_tz::Tz::UTC,
+            faults: meter_sim::FaultPlan::only(&[FaultKind::LongBypass], 0.01),
+            ..FleetConfig::default()
+        },
+        Timestamp::from_millis(t0),
+    );
+    let bypass = injected(fleet.injections(), FaultKind::LongBypass);
+    let onset_day = (bypass.from.millis() - t0).div_euclid(DAY_MS);
+    let last_day = onset_day + 8;
+    assert!(t0 + (last_day + 1) * DAY_MS < now, "{bypass:?}");
+    // Registered as `up` registers its fleet: feeders first.
+    for info in fleet.registry() {
+        stack.ports.registry.upsert(&info).await.unwrap();
+    }
+    // What the meters publish up to the end of the last scanned day, re-sent as one batch per
+    // meter and day (as a meter catching up would) to keep the test fast.
+    let until = Timestamp::from_millis(t0 + (last_day + 1) * DAY_MS);
+    let mut by_meter_day: BTreeMap<(MeterId, i64), Vec<String>> = BTreeMap::new();
+    let mut expected = 0u64;
+    for msg in fleet.advance(until) {
+        let ctx = meter_core::MessageContext {
+            topic: Some(&msg.topic),
+            received: until.add_millis(60_000),
+        };
+        let limits = meter_core::Limits::default();
+        for r in meter_core::telemetry::parse_message(&msg.payload, ctx, &limits) {
+            let r = r.unwrap();
+            let day = (r.ts.millis() - 1 - t0).div_euclid(DAY_MS);
+            by_meter_day
+                .entry((r.meter_id.clone(), day))
+                .or_default()
+                .push(encode_reading(&r));
+            expected += 1;
+        }
+    }
+    let messages: Vec<(String, Vec<u8>)> = by_meter_day
+        .into_iter()
+        .map(|((meter, _), elements)| {
+            let body = format!(
+                r#"{{"v":1,"meter_id":"{meter}","readings":[{}]}}"#,
+                elements.join(",")
+            );
+            (format!("meters/{meter}/telemetry"), body.into_bytes())
+        })
+        .collect();
+    let started = Instant::now();
+    publish_all(stack.mqtt_addr, &messages).await;
+    while stack.metrics.snapshot().accounted() < expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {:?} of {expected} readings accounted",
+            stack.metrics.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ingested = stack.metrics.snapshot();
+    assert_eq!(
+        (ingested.stored, ingested.quarantined),
+        (expected, 0),
+        "{ingested:?}"
+    );
+    let findings = stack.findings.clone();
+    let metrics = stack.metrics.clone();
+    let outbox = stack.outbox.clone();
+    let registry = stack.ports.registry.clone();
+    let readings = stack.ports.readings.clone();
+    stack.shutdown().await.unwrap();
+
+    // Daily scans with the production settings, from the day before the onset to a week after.
+    let job = ScanJob::new(
+        registry.clone(),
+        readings,
+        findings.clone(),
+        outbox.clone(),
+        ScanSchedule::default(),
+    )
+    .with_metrics(metrics);
+    let end_of = |day: i64| Timestamp::from_millis(t0 + (day + 1) * DAY_MS);
+    let sustained = |meter: MeterId| {
+        let findings = findings.clone();
+        async move {
+            findings
+                .for_meter(&meter)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|f| f.kind == FindingKind::SustainedTheft)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut opened_on = None;
+    for day in onset_day - 1..=last_day {
+        job.run(end_of(day)).await.unwrap();
+        let stored = sustained(bypass.meter_id.clone()).await;
+        assert!(stored.len() <= 1, "day {day}: {stored:#?}");
+        if !stored.is_empty() {
+            opened_on.get_or_insert(day);
+        }
+    }
+    let opened_on = opened_on.unwrap_or_else(|| {
+        panic!(
+            "no sustained theft on {} within a week of its bypass from {}",
+            bypass.meter_id, bypass.from
+        )
+    });
+    // Not before the bypass began, and within a week of its first whole day.
+    assert!(
+        (onset_day + 1..=onset_day + 8).contains(&opened_on),
+        "opened after day {opened_on}, bypass from day {onset_day}"
+    );
+    let stored = sustained(bypass.meter_id.clone()).await;
+    assert!(stored[0].is_open(), "{stored:#?}");
+    // The evidence starts within a day of the bypass.
+    assert!(
+        (stored[0].from.millis() - bypass.from.millis()).abs() <= DAY_MS + DAY_MS / 2,
+        "evidence from {} for a bypass from {}",
+        stored[0].from,
+        bypass.from
+    );
+    for info in registry.list(None, 100).await.unwrap().meters {
+        if info.meter_id != bypass.meter_id {
+            let stored = sustained(info.meter_id.clone()).await;
+            assert!(stored.is_empty(), "{}: {stored:#?}", info.meter_id);
+        }
+    }
+    let announced: Vec<String> = outbox
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.subject)
+        .filter(|s| s.starts_with("sustained_theft"))
+        .collect();
+    assert_eq!(
+        announced,
+        vec![format!("sustained_theft on {}", bypass.meter_id)]
+    );
     drop(job);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use meter_core::ports::{MeterPage, MeterRegistry};
-use meter_core::registry::parse_timezone;
+use meter_core::registry::{check_feeder, parse_timezone};
 use meter_core::{MeterId, MeterInfo, MeterKind, StoreError};
 
 use crate::error::store_error;
@@ -40,6 +40,18 @@ impl DynamoMeterRegistry {
         let key = HashMap::from([(PK.to_owned(), s(meter.as_str()))]);
         crate::ops::get_consistent(&self.client, &self.table, key, decode).await
     }
+
+    /// Refuses `info` if it names a feeder not registered as a feeder meter
+    /// ([`check_feeder`]). A consistent read, then the write: meters are never deleted, so a
+    /// feeder found registered is still registered when the write lands, without the cost of a
+    /// transaction.
+    async fn check_feeder(&self, info: &MeterInfo) -> Result<(), StoreError> {
+        let feeder = match &info.feeder_id {
+            Some(f) => self.get_consistent(f).await?,
+            None => None,
+        };
+        check_feeder(info, feeder.as_ref())
+    }
 }
 
 #[async_trait]
@@ -49,6 +61,7 @@ impl MeterRegistry for DynamoMeterRegistry {
     }
 
     async fn upsert(&self, info: &MeterInfo) -> Result<(), StoreError> {
+        self.check_feeder(info).await?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -61,6 +74,15 @@ impl MeterRegistry for DynamoMeterRegistry {
     }
 
     async fn register_if_absent(&self, info: &MeterInfo) -> Result<MeterInfo, StoreError> {
+        if info.feeder_id.is_some() {
+            // An existing record is returned as it is, whatever the new one names; only a
+            // write is checked. (Without a feeder there is nothing to check, and the
+            // conditional put alone answers: ingest's auto-registration stays one request.)
+            if let Some(existing) = self.get_consistent(&info.meter_id).await? {
+                return Ok(existing);
+            }
+            self.check_feeder(info).await?;
+        }
         let result = self
             .client
             .put_item()

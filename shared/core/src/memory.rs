@@ -18,7 +18,7 @@ use crate::ports::{
     InsertOutcome, MeterPage, MeterRegistry, QuarantineStore, ReadingStore, ShardDispatcher,
     ShardJob, StoreError,
 };
-use crate::registry::MeterInfo;
+use crate::registry::{check_feeder, MeterInfo};
 use crate::telemetry::QuarantineEntry;
 use crate::types::{Energy, MeterId, MeterStatus, Reading, RelayState, Timestamp};
 
@@ -307,6 +307,14 @@ impl ReadingStore for MemoryReadingStore {
     }
 }
 
+/// The record of the feeder `info` names, if it names one and it is registered.
+fn feeder_of<'a>(
+    meters: &'a BTreeMap<MeterId, MeterInfo>,
+    info: &MeterInfo,
+) -> Option<&'a MeterInfo> {
+    info.feeder_id.as_ref().and_then(|f| meters.get(f))
+}
+
 /// The registry in memory.
 #[derive(Default)]
 pub struct MemoryMeterRegistry {
@@ -327,15 +335,20 @@ impl MeterRegistry for MemoryMeterRegistry {
     }
 
     async fn upsert(&self, info: &MeterInfo) -> Result<(), StoreError> {
-        lock(&self.meters)?.insert(info.meter_id.clone(), info.clone());
+        let mut meters = lock(&self.meters)?;
+        check_feeder(info, feeder_of(&meters, info))?;
+        meters.insert(info.meter_id.clone(), info.clone());
         Ok(())
     }
 
     async fn register_if_absent(&self, info: &MeterInfo) -> Result<MeterInfo, StoreError> {
-        Ok(lock(&self.meters)?
-            .entry(info.meter_id.clone())
-            .or_insert_with(|| info.clone())
-            .clone())
+        let mut meters = lock(&self.meters)?;
+        if let Some(existing) = meters.get(&info.meter_id) {
+            return Ok(existing.clone());
+        }
+        check_feeder(info, feeder_of(&meters, info))?;
+        meters.insert(info.meter_id.clone(), info.clone());
+        Ok(info.clone())
     }
 
     async fn by_feeder(&self, feeder: &MeterId) -> Result<Vec<MeterInfo>, StoreError> {

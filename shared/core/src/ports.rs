@@ -30,6 +30,19 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// A meter to be registered names a feeder that is not registered as a feeder meter. Its
+    /// consumers would be scanned as a group with no feeder meter (no energy balance, no feeder
+    /// outage), so the registry refuses it: register the feeder first.
+    #[error(
+        "meter {meter} names feeder {feeder}, which is not registered as a feeder meter; \
+         register the feeder first"
+    )]
+    UnregisteredFeeder {
+        /// The meter that was to be registered.
+        meter: MeterId,
+        /// The feeder it names.
+        feeder: MeterId,
+    },
 }
 
 impl StoreError {
@@ -105,10 +118,13 @@ pub trait MeterRegistry: Send + Sync {
     /// The meter, if registered.
     async fn get(&self, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError>;
 
-    /// Creates or replaces the meter's record.
+    /// Creates or replaces the meter's record. A record naming a feeder (`feeder_id`) is
+    /// refused with [`StoreError::UnregisteredFeeder`] unless that feeder is registered, as a
+    /// feeder meter ([`crate::registry::check_feeder`]): register feeders before their consumers.
     async fn upsert(&self, info: &MeterInfo) -> Result<(), StoreError>;
 
-    /// Registers the meter unless it already is; returns the stored record either way.
+    /// Registers the meter unless it already is; returns the stored record either way. A new
+    /// record naming a feeder is refused as by [`MeterRegistry::upsert`].
     async fn register_if_absent(&self, info: &MeterInfo) -> Result<MeterInfo, StoreError>;
 
     /// The consumer meters under a feeder.

@@ -1438,6 +1438,16 @@ fn get_meter(conn: &Connection, meter: &MeterId) -> Result<Option<MeterInfo>, St
     .transpose()
 }
 
+/// Refuses `info` if it names a feeder not registered as a feeder meter
+/// ([`meter_core::registry::check_feeder`]).
+fn check_feeder_on(conn: &Connection, info: &MeterInfo) -> Result<(), StoreError> {
+    let feeder = match &info.feeder_id {
+        Some(f) => get_meter(conn, f)?,
+        None => None,
+    };
+    meter_core::registry::check_feeder(info, feeder.as_ref())
+}
+
 #[async_trait]
 impl MeterRegistry for SqliteMeterRegistry {
     async fn get(&self, meter: &MeterId) -> Result<Option<MeterInfo>, StoreError> {
@@ -1445,11 +1455,17 @@ impl MeterRegistry for SqliteMeterRegistry {
     }
 
     async fn upsert(&self, info: &MeterInfo) -> Result<(), StoreError> {
-        write_meter(&*self.db.conn()?, "INSERT OR REPLACE", info).map(|_| ())
+        let conn = self.db.conn()?;
+        check_feeder_on(&conn, info)?;
+        write_meter(&conn, "INSERT OR REPLACE", info).map(|_| ())
     }
 
     async fn register_if_absent(&self, info: &MeterInfo) -> Result<MeterInfo, StoreError> {
         let conn = self.db.conn()?;
+        if let Some(existing) = get_meter(&conn, &info.meter_id)? {
+            return Ok(existing);
+        }
+        check_feeder_on(&conn, info)?;
         write_meter(&conn, "INSERT OR IGNORE", info)?;
         get_meter(&conn, &info.meter_id)?
             .ok_or_else(|| corrupt("meter vanished after insert", info.meter_id.as_str()))

@@ -55,6 +55,12 @@ pub enum FaultKind {
     /// Part of the load bypasses the meter: it reports a fixed fraction (20–60%) of the true
     /// consumption; the feeder still sees all of it.
     Bypass,
+    /// A bypass that stays: from 24 to 31 days into the run (once the meter has the history
+    /// that multi-day theft evidence is judged against) for four to eight weeks, the whole load
+    /// goes around the meter, which reports nothing; the feeder still sees all of it.
+    /// [`FaultKind::Bypass`] lasts hours, too short for the `sustained_theft` detector, and a
+    /// partial one (even 90%) hides in a simulated household's day-to-day spread (about ±50%).
+    LongBypass,
     /// Theft h1: each day's readings scaled by one α drawn from [0.1, 0.8].
     H1,
     /// Theft h2: zero inside a random window of at least 4 hours each day.
@@ -97,8 +103,9 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in declaration order.
-    pub const ALL: [FaultKind; 19] = [
+    pub const ALL: [FaultKind; 20] = [
         FaultKind::Bypass,
+        FaultKind::LongBypass,
         FaultKind::H1,
         FaultKind::H2,
         FaultKind::H3,
@@ -123,6 +130,7 @@ impl FaultKind {
     pub fn as_str(self) -> &'static str {
         match self {
             FaultKind::Bypass => "bypass",
+            FaultKind::LongBypass => "long-bypass",
             FaultKind::H1 => "h1",
             FaultKind::H2 => "h2",
             FaultKind::H3 => "h3",
@@ -149,6 +157,7 @@ impl FaultKind {
         matches!(
             self,
             FaultKind::Bypass
+                | FaultKind::LongBypass
                 | FaultKind::H1
                 | FaultKind::H2
                 | FaultKind::H3
@@ -221,11 +230,12 @@ pub const DEFAULT_FAULT_SHARE: f64 = 0.07;
 
 impl Default for FaultPlan {
     /// About 7% of consumers, at least 5 in a fleet of 20 or more, with the most visible kinds
-    /// (bypass, h1, tamper, outage, overload) first so a small fleet shows them; every kind
-    /// appears once the fleet has about 190 consumers.
+    /// (bypass, long bypass, h1, tamper, outage, overload) first so a small fleet shows them;
+    /// every kind appears once the fleet has about 200 consumers.
     fn default() -> Self {
         let visible = [
             FaultKind::Bypass,
+            FaultKind::LongBypass,
             FaultKind::H1,
             FaultKind::Tamper,
             FaultKind::Outage,
@@ -373,7 +383,7 @@ mod tests {
         assert_eq!(p.share(), DEFAULT_FAULT_SHARE);
         let p: FaultPlan = "h2,h3@0.5".parse().unwrap();
         assert_eq!(p.share(), 0.5);
-        assert_eq!("all".parse::<FaultPlan>().unwrap().kinds().len(), 19);
+        assert_eq!("all".parse::<FaultPlan>().unwrap().kinds().len(), 20);
     }
 
     #[test]
@@ -399,7 +409,7 @@ mod tests {
         assert_eq!(p.count(4), 1);
         assert_eq!(p.count(20), 5);
         assert_eq!(p.count(100), 10);
-        assert_eq!(p.count(200), 19);
+        assert_eq!(p.count(200), 20);
         assert_eq!(p.count(10_000), 700);
         assert_eq!(FaultPlan::none().count(1000), 0);
     }

@@ -357,11 +357,23 @@ impl Fleet {
         &self.cfg
     }
 
-    /// Registry records: consumers (with feeder and contracted load; tariff `household` or
-    /// `business`), then feeders (contracted load = transformer rating, kVA).
+    /// Registry records: feeders first (contracted load = transformer rating, kVA), then
+    /// consumers (with feeder and contracted load; tariff `household` or `business`), the order
+    /// they can be registered in (a registry refuses a consumer whose feeder it does not know).
     pub fn registry(&self) -> Vec<MeterInfo> {
         let tz = self.cfg.timezone;
         let mut out = Vec::with_capacity(self.ids.len());
+        for (f, feeder) in self.feeders.iter().enumerate().take(self.cfg.feeders) {
+            out.push(MeterInfo {
+                meter_id: self.ids[self.cfg.consumers + f].clone(),
+                kind: MeterKind::Feeder,
+                feeder_id: None,
+                contracted_kw: Some(feeder.rating_kva),
+                location: None,
+                tariff_id: None,
+                timezone: tz,
+            });
+        }
         for (g, range) in self.groups.iter().enumerate() {
             for m in range.clone() {
                 let p = &self.consumers[m];
@@ -376,17 +388,6 @@ impl Fleet {
                     timezone: tz,
                 });
             }
-        }
-        for (f, feeder) in self.feeders.iter().enumerate().take(self.cfg.feeders) {
-            out.push(MeterInfo {
-                meter_id: self.ids[self.cfg.consumers + f].clone(),
-                kind: MeterKind::Feeder,
-                feeder_id: None,
-                contracted_kw: Some(feeder.rating_kva),
-                location: None,
-                tariff_id: None,
-                timezone: tz,
-            });
         }
         out
     }
@@ -547,6 +548,7 @@ impl Fleet {
         };
         let reported_kwh = match &plan {
             Some(p) if p.kind == FaultKind::Bypass => true_kwh * p.param,
+            Some(p) if p.kind == FaultKind::LongBypass => 0.0,
             Some(p) if p.kind.is_theft() && true_kwh > 0.0 => self.theft_reported(m, p.kind, ctx),
             Some(p) if p.kind == FaultKind::StuckRegister => 0.0,
             _ => true_kwh,

@@ -13,7 +13,8 @@
 //!   frequency around 50 Hz.
 //! - **Feeder meters** measure the sum of their consumers' *true* consumption plus technical
 //!   losses (a no-load term and a term in current squared), so thefts show in the energy balance.
-//! - **Injections** ([`FaultKind`]): bypass and the literature's theft patterns h1–h6, tamper,
+//! - **Injections** ([`FaultKind`]): bypass (for hours, or for weeks with the whole load around
+//!   the meter: the long bypass) and the literature's theft patterns h1–h6, tamper,
 //!   stuck register, rollover, replacement, outage, sag, swell, overload, clock skew, duplicate,
 //!   out-of-order and store-and-forward delivery, each over a seeded window, with ground truth in
 //!   [`Fleet::injections`].

@@ -33,7 +33,7 @@ pub(crate) struct Planned {
     /// First and last affected interval index (inclusive).
     pub first: i64,
     pub last: i64,
-    /// Kind-specific: bypass fraction, voltage factor, overload factor, clock skew (ms),
+    /// Kind-specific: bypass fraction (the short bypass), voltage factor, overload factor, clock skew (ms),
     /// replacement register (kWh).
     pub param: f64,
     /// Outage: whether the restore reading reports no supply (`voltage_v` 0) rather than resuming
@@ -102,6 +102,16 @@ fn window(cfg: &FleetConfig, clock: &Clock, meter: usize, kind: FaultKind, first
                 end = clock.day_start_at_or_after(end + 1);
             }
             (day0, end - 1)
+        }
+        FaultKind::LongBypass => {
+            // Weeks, starting once a meter has the history its days are judged against
+            // (`sustained_theft` scores a day against at least 7 previous days that were
+            // themselves scored, so from its 15th day, and its evidence against at least 7
+            // scored days: from its 22nd), so the scan sees the theft as a change from the
+            // usual.
+            let days = |r: &mut SplitMix, lo: i64, hi: i64| hours(r, lo * 24, hi * 24);
+            let from = first + days(&mut r, 24, 31);
+            (from, from + days(&mut r, 28, 56))
         }
         FaultKind::Rollover | FaultKind::Replacement => (start, start),
         FaultKind::Bypass | FaultKind::Tamper | FaultKind::StuckRegister => {

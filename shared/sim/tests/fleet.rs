@@ -211,6 +211,75 @@ fn feeders_measure_their_consumers_true_energy_plus_losses() {
 }
 
 #[test]
+fn a_long_bypass_reports_nothing_for_weeks_while_its_feeder_sees_the_true_load() {
+    let cfg = config(6, 1, FaultPlan::only(&[FaultKind::LongBypass], 0.01));
+    let mut fleet = Fleet::new(cfg, start());
+    assert_eq!(fleet.injections().len(), 1, "{:?}", fleet.injections());
+    let inj = fleet.injections()[0].clone();
+    assert_eq!(inj.kind, FaultKind::LongBypass);
+    // After three weeks of history and more, for four to eight weeks.
+    let days = |a: Timestamp, b: Timestamp| (b.millis() - a.millis()) as f64 / DAY_MS as f64;
+    assert!((24.0..32.0).contains(&days(start(), inj.from)), "{inj:?}");
+    assert!((28.0..56.0).contains(&days(inj.from, inj.to)), "{inj:?}");
+    let registry = fleet.registry();
+    let feeder = registry
+        .iter()
+        .find(|m| m.kind == MeterKind::Feeder)
+        .unwrap()
+        .meter_id
+        .to_string();
+    let consumers: Vec<String> = registry
+        .iter()
+        .filter(|m| m.kind == MeterKind::Consumer)
+        .map(|m| m.meter_id.to_string())
+        .collect();
+    let thief = inj.meter_id.to_string();
+    // (true, reported) energy of a meter so far, and the feeder's losses so far.
+    let snapshot = |fleet: &Fleet| {
+        let of = |id: &str| {
+            let t = fleet.truth(id).unwrap();
+            (t.true_kwh, t.register_kwh)
+        };
+        let consumers_true: f64 = consumers.iter().map(|c| of(c).0).sum();
+        let losses = fleet.truth(&feeder).unwrap().losses_kwh;
+        (of(&thief), of(&feeder).1, consumers_true, losses)
+    };
+    let mid = inj
+        .from
+        .add_millis((inj.to.millis() - inj.from.millis()) / 2);
+    let after = inj.to.add_millis(2 * DAY_MS);
+    let mut snaps = vec![snapshot(&fleet)];
+    for t in [inj.from, mid, inj.to, after] {
+        fleet.advance(t);
+        snaps.push(snapshot(&fleet));
+    }
+    // The thief's share reported over each span: all of it before and after, nothing over
+    // both halves of the injection.
+    let share: Vec<f64> = snaps
+        .windows(2)
+        .map(|w| {
+            let ((t0, r0), (t1, r1)) = (w[0].0, w[1].0);
+            (r1 - r0) / (t1 - t0)
+        })
+        .collect();
+    assert!((share[0] - 1.0).abs() < 1e-6, "{share:?}");
+    assert_eq!((share[1], share[2]), (0.0, 0.0), "{share:?}");
+    assert!((share[3] - 1.0).abs() < 1e-6, "{share:?}");
+    // The feeder meter measures its consumers' true energy plus its losses throughout, so over
+    // the injection it sees more than its consumers report.
+    for w in snaps.windows(2) {
+        let feeder_delta = w[1].1 - w[0].1;
+        let truth = (w[1].2 - w[0].2) + (w[1].3 - w[0].3);
+        assert!(
+            (feeder_delta - truth).abs() < 1e-6 * truth.max(1.0),
+            "{feeder_delta} {truth}"
+        );
+    }
+    let stolen = (snaps[3].0 .0 - snaps[1].0 .0) - (snaps[3].0 .1 - snaps[1].0 .1);
+    assert!(stolen > 0.0);
+}
+
+#[test]
 fn bypass_and_h1_consumers_under_report_while_their_feeder_does_not() {
     let cfg = config(
         40,
@@ -330,9 +399,12 @@ fn the_registry_names_consumers_under_their_feeders() {
     let fleet = Fleet::new(config(10, 3, FaultPlan::none()), start());
     let reg = fleet.registry();
     assert_eq!(reg.len(), 13);
-    assert_eq!(reg[0].meter_id.as_str(), "c-00001");
-    assert_eq!(reg[12].meter_id.as_str(), "f-003");
-    assert_eq!(reg[12].kind, MeterKind::Feeder);
+    // Feeders first: a consumer is registered after the feeder it names.
+    assert_eq!(reg[0].meter_id.as_str(), "f-001");
+    assert_eq!(reg[2].meter_id.as_str(), "f-003");
+    assert!(reg[..3].iter().all(|m| m.kind == MeterKind::Feeder));
+    assert_eq!(reg[3].meter_id.as_str(), "c-00001");
+    assert_eq!(reg[3].kind, MeterKind::Consumer);
     let under = |f: &str| {
         reg.iter()
             .filter(|m| m.feeder_id.as_ref().map(|x| x.as_str()) == Some(f))

@@ -23,9 +23,9 @@ use super::finding::{FeederWindow, Finding, FindingKind, MeterWindow};
 use super::iforest::ForestConfig;
 use super::outage::{self, OutageConfig};
 use super::quality::{self, QualityConfig};
-use super::sustained::{accumulate, SustainedConfig};
+use super::sustained::{track_group, SustainedConfig};
 use super::tamper::{self, TamperConfig};
-use super::theft::{apply_peers, score_fleet, score_meter_with, References, TheftConfig};
+use super::theft::{score_fleet, TheftConfig};
 use super::vee::{self, IntervalReading, VeeConfig};
 use crate::energy::{interval_between, local_midnight, IntervalKind, RegisterPolicy};
 use crate::series::MeterSeries;
@@ -406,14 +406,15 @@ pub fn pattern_theft(window: &FeederWindow, config: &ScanConfig) -> Vec<Finding>
 
 /// Sustained pattern theft: every consumer-day over by the scan time scored against the
 /// consumer's *previous* days only and its feeder peers, the days' evidence accumulated
-/// ([`accumulate`]); while the accumulation alarms on the consumer's latest day, one
+/// ([`track_group`]); while the accumulation alarms on the consumer's latest day, one
 /// [`FindingKind::SustainedTheft`] whose evidence window runs from the estimated onset to that
 /// day. Each scan re-reports the same condition with the same onset, so the store keeps it as
 /// one open finding ([`super::reconcile`]) until the evidence fades.
 pub fn sustained_theft(window: &FeederWindow, config: &ScanConfig) -> Vec<Finding> {
     let cfg = &config.sustained;
     let theft = cfg.theft();
-    let mut meters: Vec<(MeterDays, Tz)> = Vec::new();
+    let mut meters: Vec<MeterDays> = Vec::new();
+    let mut zones: Vec<Tz> = Vec::new();
     for m in &window.consumers {
         let tz = m.info.timezone;
         if let Some(mut days) = series(m).and_then(|s| MeterDays::from_series(&s, tz)) {
@@ -423,18 +424,15 @@ pub fn sustained_theft(window: &FeederWindow, config: &ScanConfig) -> Vec<Findin
                 days.values.truncate(days.dates.len() * days.slots);
             }
             if days.len() > theft.min_reference_days {
-                meters.push((days, tz));
+                meters.push(days);
+                zones.push(tz);
             }
         }
     }
-    let mut scored: Vec<_> = meters
-        .iter()
-        .map(|(d, _)| score_meter_with(d, &theft, References::Before))
-        .collect();
-    apply_peers(&mut scored, theft.min_peers);
+    let tracked = track_group(&meters, cfg);
     let mut out = Vec::new();
-    for ((days, tz), scores) in meters.iter().zip(&scored) {
-        let (Some(last), Some(latest)) = (accumulate(scores, cfg).pop(), scores.last()) else {
+    for ((days, tz), t) in meters.iter().zip(&zones).zip(&tracked) {
+        let (Some(last), Some(latest)) = (t.accumulated.last(), t.scores.last()) else {
             continue;
         };
         if !last.alarm || latest.day + 1 != days.len() {

@@ -212,24 +212,7 @@ pub fn score_meter(days: &MeterDays, config: &TheftConfig) -> Vec<DayScore> {
 pub fn score_meter_with(days: &MeterDays, config: &TheftConfig, mode: References) -> Vec<DayScore> {
     let n = days.len();
     let slots = days.slots;
-    let usable: Vec<bool> = (0..n)
-        .map(|i| {
-            let seen = days.day(i).iter().filter(|v| v.is_finite()).count();
-            seen as f64 >= config.min_observed * slots as f64
-        })
-        .collect();
-    // Missing intervals take the meter's median at that slot, so a gap is neither a zero run
-    // nor a drop in energy.
-    let overall = slot_medians(days, (0..n).filter(|&i| usable[i]));
-    let filled: Vec<Vec<f64>> = (0..n)
-        .map(|i| {
-            days.day(i)
-                .iter()
-                .zip(&overall)
-                .map(|(v, m)| if v.is_finite() { *v } else { *m })
-                .collect()
-        })
-        .collect();
+    let (usable, filled) = prepare(days, config);
     let usable = &usable;
     let references = |i: usize| {
         let lo = i.saturating_sub(config.window_days);
@@ -257,68 +240,178 @@ pub fn score_meter_with(days: &MeterDays, config: &TheftConfig, mode: References
         if refs.len() < config.min_reference_days {
             continue;
         }
-        let mut z = |get: fn(&Stats) -> f64, floor: f64| {
-            scratch.clear();
-            scratch.extend(refs.iter().map(|&j| get(&stats[j])));
-            robust_z(get(&stats[i]), &mut scratch, floor)
-        };
-        let mut c = [0.0; 7];
-        c[LOW_ENERGY] = -z(|s| s.log_kwh, 0.05);
-        c[LOW_BASE] = -z(|s| s.log_base, 0.05);
-        c[FLAT] = -z(|s| s.cv, 0.05);
-        c[ROUGH] = z(|s| s.rough, 0.05);
-        // Roughness is measured relative to the day's level, so after weeks of an empty home
-        // (references near zero, their spread tiny) an ordinary day looks extremely rough; but
-        // a day using clearly more than usual is not under-reported by per-interval scaling,
-        // which always lowers the day's energy.
-        if c[LOW_ENERGY] < -ROUGH_ENERGY_GATE {
-            c[ROUGH] = c[ROUGH].min(0.0);
-        }
-        c[SHAPE] = -z(|s| s.corr, 0.03);
-        c[REVERSED] = z(|s| s.reversed_gain, 0.03);
-        // Zero runs: hours beyond the longest run in the references, two points an hour (a
-        // 4-hour window on a meter that never reads zero scores 8).
-        let longest_ref = refs.iter().map(|&j| stats[j].zero_run).fold(0.0, f64::max);
-        c[ZERO_RUN] = 2.0 * (stats[i].zero_run - longest_ref) * 24.0 / slots as f64;
-        out.push(DayScore {
-            day: i,
-            date: days.dates[i],
-            components: c,
-            pattern: combine(&c),
-            forest: 0.0,
-            score: combine(&c),
-        });
+        out.push(day_score(days, &stats, i, &refs, &mut scratch));
     }
     out
 }
 
-/// Corrects `low_energy` for what every meter did on the same date (weather, holidays): the
-/// date's median `low_energy` over the meters is subtracted where at least `min_peers` meters
-/// were scored that day. Then re-combines the scores.
-pub fn apply_peers(meters: &mut [Vec<DayScore>], min_peers: usize) {
-    let mut by_date: FxHashMap<NaiveDate, Vec<f64>> = FxHashMap::default();
-    for m in meters.iter() {
-        for d in m {
-            by_date
-                .entry(d.date)
-                .or_default()
-                .push(d.components[LOW_ENERGY]);
+/// Which days have enough of their intervals measured to be scored (or to be references), and
+/// every day with its missing intervals filled with the meter's median at that slot, so a gap
+/// is neither a zero run nor a drop in energy.
+fn prepare(days: &MeterDays, config: &TheftConfig) -> (Vec<bool>, Vec<Vec<f64>>) {
+    let n = days.len();
+    let slots = days.slots;
+    let usable: Vec<bool> = (0..n)
+        .map(|i| {
+            let seen = days.day(i).iter().filter(|v| v.is_finite()).count();
+            seen as f64 >= config.min_observed * slots as f64
+        })
+        .collect();
+    let overall = slot_medians(days, (0..n).filter(|&i| usable[i]));
+    let filled: Vec<Vec<f64>> = (0..n)
+        .map(|i| {
+            days.day(i)
+                .iter()
+                .zip(&overall)
+                .map(|(v, m)| if v.is_finite() { *v } else { *m })
+                .collect()
+        })
+        .collect();
+    (usable, filled)
+}
+
+/// Day `i` scored against the reference days `refs` (whose stats are known).
+fn day_score(
+    days: &MeterDays,
+    stats: &[Stats],
+    i: usize,
+    refs: &[usize],
+    scratch: &mut Vec<f64>,
+) -> DayScore {
+    let mut z = |get: fn(&Stats) -> f64, floor: f64| {
+        scratch.clear();
+        scratch.extend(refs.iter().map(|&j| get(&stats[j])));
+        robust_z(get(&stats[i]), scratch, floor)
+    };
+    let mut c = [0.0; 7];
+    c[LOW_ENERGY] = -z(|s| s.log_kwh, 0.05);
+    c[LOW_BASE] = -z(|s| s.log_base, 0.05);
+    c[FLAT] = -z(|s| s.cv, 0.05);
+    c[ROUGH] = z(|s| s.rough, 0.05);
+    // Roughness is measured relative to the day's level, so after weeks of an empty home
+    // (references near zero, their spread tiny) an ordinary day looks extremely rough; but
+    // a day using clearly more than usual is not under-reported by per-interval scaling,
+    // which always lowers the day's energy.
+    if c[LOW_ENERGY] < -ROUGH_ENERGY_GATE {
+        c[ROUGH] = c[ROUGH].min(0.0);
+    }
+    c[SHAPE] = -z(|s| s.corr, 0.03);
+    c[REVERSED] = z(|s| s.reversed_gain, 0.03);
+    // Zero runs: hours beyond the longest run in the references, two points an hour (a
+    // 4-hour window on a meter that never reads zero scores 8).
+    let longest_ref = refs.iter().map(|&j| stats[j].zero_run).fold(0.0, f64::max);
+    c[ZERO_RUN] = 2.0 * (stats[i].zero_run - longest_ref) * 24.0 / days.slots as f64;
+    DayScore {
+        day: i,
+        date: days.dates[i],
+        components: c,
+        pattern: combine(&c),
+        forest: 0.0,
+        score: combine(&c),
+    }
+}
+
+/// A meter's days scored one at a time, in day order, each against reference days the caller
+/// picks among the days before it: how [`super::sustained::track`] leaves the days of an open
+/// alarm out of later days' references. Given the days `[i − window_days, i)` as day `i`'s
+/// references, it scores exactly as [`score_meter_with`] with [`References::Before`].
+pub struct DayScorer<'a> {
+    days: &'a MeterDays,
+    config: TheftConfig,
+    usable: Vec<bool>,
+    filled: Vec<Vec<f64>>,
+    stats: Vec<Stats>,
+    profiles_ok: Vec<bool>,
+    scratch: Vec<f64>,
+}
+
+impl<'a> DayScorer<'a> {
+    /// A scorer of `days` with `config` (`window_days` is the caller's business here).
+    pub fn new(days: &'a MeterDays, config: &TheftConfig) -> Self {
+        let (usable, filled) = prepare(days, config);
+        let n = days.len();
+        Self {
+            days,
+            config: *config,
+            usable,
+            filled,
+            stats: vec![Stats::default(); n],
+            profiles_ok: vec![false; n],
+            scratch: Vec::new(),
         }
     }
-    let shift: FxHashMap<NaiveDate, f64> = by_date
+
+    /// Scores day `i` against the days of `refs` before it that are usable (and, for the
+    /// z-scores, were themselves given references); `None` when fewer than
+    /// [`TheftConfig::min_reference_days`] remain, or the day is too incomplete. Every day
+    /// named in `refs` must have been offered to `score` before (in day order).
+    pub fn score(&mut self, i: usize, refs: &[usize]) -> Option<DayScore> {
+        if !self.usable.get(i).copied().unwrap_or(false) {
+            return None;
+        }
+        let min = self.config.min_reference_days;
+        let mut refs: Vec<usize> = refs
+            .iter()
+            .copied()
+            .filter(|&j| j < i && self.usable[j])
+            .collect();
+        if refs.len() < min {
+            return None;
+        }
+        let profile = slot_medians_of(&self.filled, &refs, self.days.slots);
+        self.stats[i] = day_stats(&self.filled[i], &profile);
+        self.profiles_ok[i] = true;
+        refs.retain(|&j| self.profiles_ok[j]);
+        if refs.len() < min {
+            return None;
+        }
+        Some(day_score(
+            self.days,
+            &self.stats,
+            i,
+            &refs,
+            &mut self.scratch,
+        ))
+    }
+}
+
+/// Corrects `low_energy` for what every meter did on the same date (weather, holidays): the
+/// date's median `low_energy` over the meters is subtracted where at least `min_peers` meters
+/// were scored that day ([`peer_shifts`], [`apply_shift`]). Then re-combines the scores.
+pub fn apply_peers(meters: &mut [Vec<DayScore>], min_peers: usize) {
+    let shift = peer_shifts(meters, min_peers);
+    for d in meters.iter_mut().flatten() {
+        if let Some(s) = shift.get(&d.date) {
+            apply_shift(d, *s);
+        }
+    }
+}
+
+/// Per date, the shift [`apply_peers`] subtracts from `low_energy`.
+pub type PeerShifts = FxHashMap<NaiveDate, f64>;
+
+/// Per date, the median `low_energy` of the meters scored that day, where there are at least
+/// `min_peers` of them: what everyone's consumption did that day.
+pub fn peer_shifts(meters: &[Vec<DayScore>], min_peers: usize) -> PeerShifts {
+    let mut by_date: FxHashMap<NaiveDate, Vec<f64>> = FxHashMap::default();
+    for d in meters.iter().flatten() {
+        by_date
+            .entry(d.date)
+            .or_default()
+            .push(d.components[LOW_ENERGY]);
+    }
+    by_date
         .into_iter()
         .filter(|(_, v)| v.len() >= min_peers)
         .map(|(date, mut v)| (date, median(&mut v)))
-        .collect();
-    for m in meters.iter_mut() {
-        for d in m.iter_mut() {
-            if let Some(s) = shift.get(&d.date) {
-                d.components[LOW_ENERGY] -= s;
-                d.pattern = combine(&d.components);
-                d.score = d.pattern;
-            }
-        }
-    }
+        .collect()
+}
+
+/// Subtracts a date's [`peer_shifts`] from a day's `low_energy` and re-combines its score.
+pub fn apply_shift(d: &mut DayScore, shift: f64) {
+    d.components[LOW_ENERGY] -= shift;
+    d.pattern = combine(&d.components);
+    d.score = d.pattern;
 }
 
 /// How much the forest's score adds: scores above 0.5 (isolated faster than average) raise the
