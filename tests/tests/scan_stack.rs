@@ -50,6 +50,9 @@ fn schedule() -> ScanSchedule {
     }
 }
 
+/// Where simulated time starts in [`start_fleet`]: 2026-11-26T14:00:00Z.
+const FLEET_START_MS: i64 = 1_795_701_600_000;
+
 /// Starts a stack in `dir` with 12 consumers split among `feeders` feeders at ten simulated
 /// hours a wall second, `faults` injected (seeded by `seed`) and `scan` as its scan schedule;
 /// returns it with the fleet's injections.
@@ -68,6 +71,9 @@ async fn start_fleet(
     cfg.echo_outbox = false;
     cfg.forecast = None;
     cfg.scan = scan;
+    // A fixed start: the simulated day's shape before an injection (what the feeder-loss
+    // ranking learns each consumer's share from) must not depend on the hour the test runs.
+    cfg.start = Some(Timestamp::from_millis(FLEET_START_MS));
     cfg.fleet = Some(FleetConfig {
         consumers: 12,
         feeders,
