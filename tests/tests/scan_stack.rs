@@ -421,6 +421,77 @@ fn daily_batches(
         .collect()
 }
 
+/// What the scans of a stopped stack need.
+struct Stopped {
+    findings: std::sync::Arc<dyn meter_core::ports::FindingStore>,
+    metrics: std::sync::Arc<meter_local::stack::metrics::StackMetrics>,
+    outbox: std::sync::Arc<meter_local::stack::outbox::Outbox>,
+    registry: std::sync::Arc<dyn meter_core::ports::MeterRegistry>,
+    readings: std::sync::Arc<dyn meter_core::ports::ReadingStore>,
+}
+
+impl Stopped {
+    /// The scan job with the production schedule (35 days of history) over these stores.
+    fn production_scan(&self) -> ScanJob {
+        ScanJob::new(
+            self.registry.clone(),
+            self.readings.clone(),
+            self.findings.clone(),
+            self.outbox.clone(),
+            ScanSchedule::default(),
+        )
+        .with_metrics(self.metrics.clone())
+    }
+}
+
+/// The meter's sustained-theft findings.
+async fn sustained_thefts(
+    findings: &dyn meter_core::ports::FindingStore,
+    meter: MeterId,
+) -> Vec<meter_core::anomaly::reconcile::StoredFinding> {
+    findings
+        .for_meter(&meter)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.kind == FindingKind::SustainedTheft)
+        .collect()
+}
+
+/// Publishes `messages` over MQTT, waits until all `expected` readings are stored (none
+/// quarantined), and stops the stack.
+async fn publish_then_stop(stack: Stack, messages: &[(String, Vec<u8>)], expected: u64) -> Stopped {
+    let started = Instant::now();
+    publish_all(stack.mqtt_addr, messages).await;
+    while stack.metrics.snapshot().accounted() < expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {:?} of {expected} readings accounted",
+            stack.metrics.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ingested = stack.metrics.snapshot();
+    assert_eq!(
+        (ingested.stored, ingested.quarantined),
+        (expected, 0),
+        "{ingested:?}"
+    );
+    let findings = stack.findings.clone();
+    let metrics = stack.metrics.clone();
+    let outbox = stack.outbox.clone();
+    let registry = stack.ports.registry.clone();
+    let readings = stack.ports.readings.clone();
+    stack.shutdown().await.unwrap();
+    Stopped {
+        findings,
+        metrics,
+        outbox,
+        registry,
+        readings,
+    }
+}
+
 /// Publishes each (topic, payload) at QoS 1 and waits until the broker acknowledged them all.
 async fn publish_all(addr: std::net::SocketAddr, messages: &[(String, Vec<u8>)]) {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -464,13 +535,7 @@ async fn publish_all(addr: std::net::SocketAddr, messages: &[(String, Vec<u8>)])
 async fn a_consumer_reporting_half_its_consumption_for_days_is_one_sustained_theft_from_its_onset()
 {
     let dir = temp_dir("scan-e2e-sustained");
-    let mut cfg = StackConfig::new(dir.clone());
-    cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.echo_outbox = false;
-    cfg.forecast = None;
-    cfg.scan = None;
-    let stack = Stack::start(cfg).await.unwrap();
+    let stack = start_bare(&dir).await;
 
     // A steady series built here (the simulator's long bypass is the next test) and published
     // as a meter would. Six households under one feeder (its meter registered but silent, so no
@@ -509,53 +574,15 @@ async fn a_consumer_reporting_half_its_consumption_for_days_is_one_sustained_the
             }
         }));
     }
-    let started = Instant::now();
-    publish_all(stack.mqtt_addr, &messages).await;
     let expected = ids.len() as u64 * (DAYS as u64 * 96 + 1);
-    while stack.metrics.snapshot().accounted() < expected {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "only {:?} of {expected} readings accounted",
-            stack.metrics.snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ingested = stack.metrics.snapshot();
-    assert_eq!(
-        (ingested.stored, ingested.quarantined),
-        (expected, 0),
-        "{ingested:?}"
-    );
-    let findings = stack.findings.clone();
-    let metrics = stack.metrics.clone();
-    let outbox = stack.outbox.clone();
-    let registry = stack.ports.registry.clone();
-    let readings = stack.ports.readings.clone();
-    stack.shutdown().await.unwrap();
-
+    let stopped = publish_then_stop(stack, &messages, expected).await;
     // The production schedule's settings: 35 days of history, the last day reported.
-    let job = ScanJob::new(
-        registry,
-        readings,
-        findings.clone(),
-        outbox.clone(),
-        ScanSchedule::default(),
-    )
-    .with_metrics(metrics);
+    let job = stopped.production_scan();
+    let Stopped {
+        findings, outbox, ..
+    } = stopped;
     let end_of = |day: i64| Timestamp::from_millis(t0 + (day + 1) * DAY_MS);
-    let sustained = |meter: &MeterId| {
-        let findings = findings.clone();
-        let meter = meter.clone();
-        async move {
-            findings
-                .for_meter(&meter)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|f| f.kind == FindingKind::SustainedTheft)
-                .collect::<Vec<_>>()
-        }
-    };
+    let sustained = |meter: &MeterId| sustained_thefts(findings.as_ref(), meter.clone());
     // A daily scan after each day from the last clean one to a week into the theft.
     let mut first_open = None;
     let mut first_id = None;
@@ -607,19 +634,24 @@ async fn a_consumer_reporting_half_its_consumption_for_days_is_one_sustained_the
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Starts a stack in `dir` with no fleet and no scheduled jobs: the test publishes and scans.
+async fn start_bare(dir: &std::path::Path) -> Stack {
+    let mut cfg = StackConfig::new(dir.to_path_buf());
+    cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
+    cfg.echo_outbox = false;
+    cfg.forecast = None;
+    cfg.scan = None;
+    Stack::start(cfg).await.unwrap()
+}
+
 /// The seed of the long-bypass test's fleet (see there).
 const LONG_BYPASS_SEED: u64 = 1;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulators_long_bypass_is_one_sustained_theft_on_the_thief_only_within_a_week() {
     let dir = temp_dir("scan-e2e-long-bypass");
-    let mut cfg = StackConfig::new(dir.clone());
-    cfg.mqtt_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.http_addr = "127.0.0.1:0".parse().unwrap();
-    cfg.echo_outbox = false;
-    cfg.forecast = None;
-    cfg.scan = None;
-    let stack = Stack::start(cfg).await.unwrap();
+    let stack = start_bare(&dir).await;
 
     // The simulator itself, run ahead of the stack rather than in real time (weeks of simulated
     // time would take minutes even at the stack's top speed): six consumers under one feeder
@@ -677,51 +709,17 @@ async fn the_simulators_long_bypass_is_one_sustained_theft_on_the_thief_only_wit
             (format!("meters/{meter}/telemetry"), body.into_bytes())
         })
         .collect();
-    let started = Instant::now();
-    publish_all(stack.mqtt_addr, &messages).await;
-    while stack.metrics.snapshot().accounted() < expected {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "only {:?} of {expected} readings accounted",
-            stack.metrics.snapshot()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ingested = stack.metrics.snapshot();
-    assert_eq!(
-        (ingested.stored, ingested.quarantined),
-        (expected, 0),
-        "{ingested:?}"
-    );
-    let findings = stack.findings.clone();
-    let metrics = stack.metrics.clone();
-    let outbox = stack.outbox.clone();
-    let registry = stack.ports.registry.clone();
-    let readings = stack.ports.readings.clone();
-    stack.shutdown().await.unwrap();
-
+    let stopped = publish_then_stop(stack, &messages, expected).await;
     // Daily scans with the production settings, from the day before the onset to a week after.
-    let job = ScanJob::new(
-        registry.clone(),
-        readings,
-        findings.clone(),
-        outbox.clone(),
-        ScanSchedule::default(),
-    )
-    .with_metrics(metrics);
+    let job = stopped.production_scan();
+    let Stopped {
+        findings,
+        outbox,
+        registry,
+        ..
+    } = stopped;
     let end_of = |day: i64| Timestamp::from_millis(t0 + (day + 1) * DAY_MS);
-    let sustained = |meter: MeterId| {
-        let findings = findings.clone();
-        async move {
-            findings
-                .for_meter(&meter)
-                .await
-                .unwrap()
-                .into_iter()
-                .filter(|f| f.kind == FindingKind::SustainedTheft)
-                .collect::<Vec<_>>()
-        }
-    };
+    let sustained = |meter: MeterId| sustained_thefts(findings.as_ref(), meter);
     let mut opened_on = None;
     for day in onset_day - 1..=last_day {
         job.run(end_of(day)).await.unwrap();
