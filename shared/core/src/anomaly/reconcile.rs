@@ -3,7 +3,10 @@
 //!
 //! A condition that persists (a stuck register, a feeder losing energy) is *one* open finding
 //! for as long as scans keep seeing it, not one per scan: each scan that sees it again updates
-//! its `last_seen`, score and evidence window; the first scan that no longer sees it closes it.
+//! its `last_seen`, score and evidence window; the first scan that no longer sees it closes it,
+//! except for the statistical kinds that stay open for a while unseen
+//! ([`FindingKind::open_while_unseen_ms`]), so that one dip under a threshold is not a close
+//! and a new alert.
 //! Instant kinds ([`FindingKind::is_instant`]: a restoration) are one finding per evidence
 //! window, however many scans report that window.
 //!
@@ -171,7 +174,9 @@ fn merge(group: &[&Finding]) -> Option<Finding> {
 ///   the open finding is updated (`last_seen = now`, the latest score and explanation, the
 ///   union of the windows), never duplicated;
 /// - found and not open: opened, with a deterministic id ([`finding_id`]);
-/// - open and not found: closed at `now`.
+/// - open and not found: closed at `now`, unless its kind stays open unseen
+///   ([`FindingKind::open_while_unseen_ms`]) and it was last seen less than that long ago: then
+///   it is left as it is (nothing written), and a scan that sees it again updates it.
 ///
 /// Should the store hold two open findings of one key (a race between two scans), the earliest
 /// is kept and the others are closed. The output is sorted by meter and id, whatever the input
@@ -228,7 +233,13 @@ pub fn reconcile(open: &[StoredFinding], found: &[Finding], now: Timestamp) -> R
             }),
         }
     }
-    out.closed.extend(stored.into_values().flatten().map(close));
+    out.closed.extend(
+        stored
+            .into_values()
+            .flatten()
+            .filter(|s| now.millis() - s.last_seen.millis() >= s.kind.open_while_unseen_ms())
+            .map(close),
+    );
     for list in [&mut out.opened, &mut out.updated, &mut out.closed] {
         list.sort_by(|a, b| (&a.meter_id, &a.id).cmp(&(&b.meter_id, &b.id)));
     }
@@ -334,6 +345,30 @@ mod tests {
         let again = reconcile(&[], &[found("m-1", FindingKind::Tamper, 4, 5, 1.0)], at(6));
         assert_eq!(again.opened.len(), 1);
         assert_ne!(again.opened[0].id, first.opened[0].id);
+    }
+
+    #[test]
+    fn a_sustained_theft_unseen_for_a_day_stays_open_and_its_return_is_the_same_finding() {
+        const DAY: i64 = 24;
+        let theft = |scan: i64| found("m-1", FindingKind::SustainedTheft, 0, scan - 1, 30.0);
+        let first = reconcile(&[], &[theft(DAY)], at(DAY));
+        let mut open = apply(&[], &first);
+        // Under the threshold for two daily scans: nothing written, still open.
+        for scan in [2 * DAY, 3 * DAY] {
+            let dip = reconcile(&open, &[], at(scan));
+            assert!(dip.is_empty(), "scan at day {}: {dip:?}", scan / DAY);
+            open = apply(&open, &dip);
+        }
+        let back = reconcile(&open, &[theft(4 * DAY)], at(4 * DAY));
+        assert_eq!((back.opened.len(), back.updated.len()), (0, 1));
+        assert_eq!(back.updated[0].id, first.opened[0].id);
+        open = apply(&open, &back);
+        // Unseen for three days since: closed.
+        let quiet = reconcile(&open, &[], at(6 * DAY));
+        assert!(quiet.closed.is_empty());
+        let gone = reconcile(&open, &[], at(7 * DAY));
+        assert_eq!(gone.closed.len(), 1);
+        assert_eq!(gone.closed[0].closed_at, Some(at(7 * DAY)));
     }
 
     #[test]
