@@ -552,23 +552,13 @@ impl SqliteDb {
             .map_err(|_| StoreError::Corrupt("hot reading cursor lock poisoned".into()))?;
         let (from_meter, from_ts) = cursor.clone().unwrap_or_else(|| (String::new(), i64::MIN));
         // The last key of this slice: `n` rows on from the cursor, or the last row there is.
-        let end: Option<(String, i64)> = conn
-            .prepare_cached(
-                "SELECT meter_id, ts FROM readings_hot WHERE (meter_id, ts) > (?1, ?2) \
-                 ORDER BY meter_id, ts LIMIT 1 OFFSET ?3",
-            )
-            .and_then(|mut st| {
-                st.query_row(
-                    params![
-                        from_meter,
-                        from_ts,
-                        i64::try_from(n - 1).unwrap_or(i64::MAX)
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-            })
-            .map_err(sql)?;
+        let end: Option<(String, i64)> = nth_key_after(
+            conn,
+            "SELECT meter_id, ts FROM readings_hot WHERE (meter_id, ts) > (?1, ?2) \
+             ORDER BY meter_id, ts LIMIT 1 OFFSET ?3",
+            (&from_meter, &from_ts),
+            i64::try_from(n - 1).unwrap_or(i64::MAX),
+        )?;
         let (end, wrapped) = match end {
             Some(end) => (end, false),
             None => {
@@ -677,19 +667,13 @@ impl SqliteDb {
         let (from_meter, from_period) = cursor.clone().unwrap_or_default();
         // The window's last row, or none when fewer rows follow the cursor: then the window
         // runs to the end (a bound above every key) and the next look starts from the first row.
-        let end: Option<(String, String)> = conn
-            .prepare_cached(
-                "SELECT meter_id, period FROM aggregates_hot WHERE (meter_id, period) > (?1, ?2) \
-                 ORDER BY meter_id, period LIMIT 1 OFFSET ?3",
-            )
-            .and_then(|mut st| {
-                st.query_row(
-                    params![from_meter, from_period, window.saturating_sub(1)],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-            })
-            .map_err(sql)?;
+        let end: Option<(String, String)> = nth_key_after(
+            conn,
+            "SELECT meter_id, period FROM aggregates_hot WHERE (meter_id, period) > (?1, ?2) \
+             ORDER BY meter_id, period LIMIT 1 OFFSET ?3",
+            (&from_meter, &from_period),
+            window.saturating_sub(1),
+        )?;
         let (end_meter, end_period) = end
             .clone()
             .unwrap_or_else(|| (char::MAX.to_string(), String::new()));
@@ -915,6 +899,24 @@ impl SqliteDb {
                 })?;
         }
     }
+}
+
+/// The key `offset` rows after `from` in a hot table, by `select` (which binds `from` as ?1, ?2
+/// and `offset` as ?3): where a slice of rows to move on ends. `None` when fewer rows follow.
+fn nth_key_after<K: rusqlite::ToSql + rusqlite::types::FromSql>(
+    conn: &Connection,
+    select: &str,
+    from: (&str, &K),
+    offset: i64,
+) -> Result<Option<(String, K)>, StoreError> {
+    conn.prepare_cached(select)
+        .and_then(|mut st| {
+            st.query_row(params![from.0, from.1, offset], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+        })
+        .map_err(sql)
 }
 
 /// The wall clock in microseconds since the epoch (0 before it): aggregate versions' clock.
