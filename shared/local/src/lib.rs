@@ -1923,6 +1923,12 @@ mod tests {
         dir
     }
 
+    /// How many rows `table` holds, as `conn` sees it.
+    fn rows_in(conn: &Connection, table: &str) -> i64 {
+        conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    }
+
     /// A plain reading of `meter` at `ts_ms` with register `mwh`, `seq` and nothing else.
     fn reading_at(meter: &str, ts_ms: i64, mwh: i64, seq: Option<u64>) -> Reading {
         Reading {
@@ -2012,10 +2018,7 @@ mod tests {
             .unwrap();
         let hot_then_main = {
             let conn = reader.read().unwrap();
-            let count = |table: &str| -> i64 {
-                conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                    .unwrap()
-            };
+            let count = |table: &str| rows_in(&conn, table);
             let hot = count("readings_hot");
             // The writer moves every hot reading on between the read's two statements.
             writer
@@ -2246,12 +2249,7 @@ mod tests {
             .put(&[hour("m-1", h0, 1, v1), hour("m-1", h1, 2, v1)])
             .await
             .unwrap();
-        let count = |table: &str| -> i64 {
-            db.conn()
-                .unwrap()
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .unwrap()
-        };
+        let count = |table: &str| rows_in(&db.conn().unwrap(), table);
         assert_eq!((count("aggregates"), count("aggregates_hot")), (2, 0));
 
         // A newer row for h0 written hot (as a late reading would, before it moves on).
@@ -2307,12 +2305,7 @@ mod tests {
         let rows: Vec<Aggregate> = (1..=5)
             .map(|i| hour(&format!("m-{i}"), h0, i, db.next_version()))
             .collect();
-        let count = |table: &str| -> i64 {
-            db.conn()
-                .unwrap()
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .unwrap()
-        };
+        let count = |table: &str| rows_in(&db.conn().unwrap(), table);
         let readable = || async {
             let mut seen = Vec::new();
             for a in &rows {
@@ -2403,12 +2396,7 @@ mod tests {
                 .iter()
                 .all(|o| *o == InsertOutcome::Stored));
         }
-        let count = |table: &str| -> i64 {
-            db.conn()
-                .unwrap()
-                .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .unwrap()
-        };
+        let count = |table: &str| rows_in(&db.conn().unwrap(), table);
         // Each call moves at most three, so the hot table holds more than its limit here
         // but both tables together hold every reading once.
         assert!(count("readings") > 0 && count("readings_hot") > 0);
