@@ -5,7 +5,7 @@
 //! quarantined); a storage failure does, so Lambda's asynchronous retries and the on-failure
 //! destination take over, and the retry is safe because every write is idempotent.
 
-use meter_core::telemetry::MessageContext;
+use meter_core::telemetry::{MessageContext, ParsedItem};
 use meter_core::{Inbound, IngestReport, Ingestor, Timestamp};
 use serde_json::value::RawValue;
 
@@ -25,6 +25,12 @@ pub async fn handle(
     event: &RawValue,
     now: Timestamp,
 ) -> Result<IngestReport, HandlerError> {
+    handle_parsed(ingestor, &parse(ingestor, event, now)).await
+}
+
+/// The first half of [`handle`]: splits the event into messages and parses them, touching no
+/// store. The local rule bridge runs it on a thread of its own, ahead of the one that stores.
+pub fn parse(ingestor: &Ingestor, event: &RawValue, now: Timestamp) -> Vec<ParsedItem> {
     let text = event.get();
     let parts: Vec<&RawValue> = if text.trim_start().starts_with('[') {
         serde_json::from_str(text).unwrap_or_else(|_| vec![event])
@@ -41,7 +47,16 @@ pub async fn handle(
             },
         })
         .collect();
-    ingestor.ingest(&messages).await.map_err(|e| {
+    ingestor.parse(&messages)
+}
+
+/// The second half of [`handle`]: stores what [`parse`] gave. Retrying it with the same items
+/// is safe, as every write is idempotent.
+pub async fn handle_parsed(
+    ingestor: &Ingestor,
+    items: &[ParsedItem],
+) -> Result<IngestReport, HandlerError> {
+    ingestor.ingest_parsed(items).await.map_err(|e| {
         // The full cause chain goes to the log; the runtime reports only the error type.
         let chain: Vec<String> =
             std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |err| {

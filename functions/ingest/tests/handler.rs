@@ -90,3 +90,18 @@ async fn every_quarantine_reason_has_a_fixture() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_handler_split_in_its_two_halves_gives_what_it_gives_whole() {
+    let event = fixture("valid_batch.json");
+    let whole = ingest::handle(&ingestor().await, &event, NOW)
+        .await
+        .unwrap();
+    let ing = ingestor().await;
+    let items = ingest::parse(&ing, &event, NOW);
+    let halves = ingest::handle_parsed(&ing, &items).await.unwrap();
+    assert_eq!(halves, whole);
+    // The parsed items are only read: handing them over again (a retry) stores nothing twice.
+    let again = ingest::handle_parsed(&ing, &items).await.unwrap();
+    assert_eq!((again.stored, again.duplicates), (0, whole.stored));
+}

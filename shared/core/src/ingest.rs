@@ -22,7 +22,7 @@ use crate::ports::{
     StoreError,
 };
 use crate::registry::MeterInfo;
-use crate::telemetry::{parse_message_into, MessageContext, QuarantineEntry};
+use crate::telemetry::{parse_message_into, MessageContext, ParsedItem, QuarantineEntry};
 use crate::types::{MeterId, Reading, Timestamp};
 use crate::validation::{Limits, QuarantineReason, Rejection};
 
@@ -165,19 +165,36 @@ impl Ingestor {
         &self.config
     }
 
-    /// Ingests a batch of messages.
+    /// Ingests a batch of messages: [`Ingestor::parse`], then [`Ingestor::ingest_parsed`].
     pub async fn ingest(&self, messages: &[Inbound<'_>]) -> Result<IngestReport, IngestError> {
-        let mut report = IngestReport::default();
-        let mut quarantine: Vec<QuarantineEntry> = Vec::new();
-        let mut by_meter: BTreeMap<MeterId, Vec<Reading>> = BTreeMap::new();
+        self.ingest_parsed(&self.parse(messages)).await
+    }
+
+    /// Parses and validates a batch of messages into readings and quarantine entries, in
+    /// order. Pure CPU work that touches no port, so a caller with a busy store (the local rule
+    /// bridge) can do it on another thread while the previous batch is being stored.
+    pub fn parse(&self, messages: &[Inbound<'_>]) -> Vec<ParsedItem> {
         let mut items = Vec::with_capacity(messages.len());
         for m in messages {
             parse_message_into(m.payload, m.ctx, &self.config.limits, &mut items);
         }
+        items
+    }
+
+    /// Stores what [`Ingestor::parse`] gave: the readings of known meters, the quarantine
+    /// entries with their reasons, the aggregates and instant events the readings change. The
+    /// items are only read, so a failed call can be retried with the same slice.
+    pub async fn ingest_parsed(&self, items: &[ParsedItem]) -> Result<IngestReport, IngestError> {
+        let mut report = IngestReport::default();
+        let mut quarantine: Vec<QuarantineEntry> = Vec::new();
+        let mut by_meter: BTreeMap<MeterId, Vec<Reading>> = BTreeMap::new();
         for item in items {
             match item {
-                Ok(r) => by_meter.entry(r.meter_id.clone()).or_default().push(r),
-                Err(q) => quarantine.push(q),
+                Ok(r) => by_meter
+                    .entry(r.meter_id.clone())
+                    .or_default()
+                    .push(r.clone()),
+                Err(q) => quarantine.push(q.clone()),
             }
         }
 

@@ -2524,25 +2524,40 @@ mod tests {
         }
     }
 
-    /// Runs `call`, inside `begin`/`commit` when `wrap` is set.
-    /// Two connections to one file, as `up` and `meterflow import` would be.
-    fn two_connections(name: &str) -> (Arc<SqliteDb>, Arc<SqliteDb>, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!(
+    /// A database file's name, whose file and WAL files are removed when it is dropped.
+    struct TempDbFile(std::path::PathBuf);
+
+    impl TempDbFile {
+        fn remove(&self) {
+            for ext in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+            }
+        }
+    }
+
+    impl Drop for TempDbFile {
+        fn drop(&mut self) {
+            self.remove();
+        }
+    }
+
+    /// Two connections to one file, as `up` and `meterflow import` would be. Keep the third
+    /// value alive as long as the connections: dropping it removes the files.
+    fn two_connections(name: &str) -> (Arc<SqliteDb>, Arc<SqliteDb>, TempDbFile) {
+        let file = TempDbFile(std::env::temp_dir().join(format!(
             "meterflow-{name}-{}-{:?}.db",
             std::process::id(),
             std::thread::current().id()
-        ));
-        for ext in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
-        }
-        let a = Arc::new(SqliteDb::open(&path).unwrap());
-        let b = Arc::new(SqliteDb::open(&path).unwrap());
-        (a, b, path)
+        )));
+        file.remove();
+        let a = Arc::new(SqliteDb::open(&file.0).unwrap());
+        let b = Arc::new(SqliteDb::open(&file.0).unwrap());
+        (a, b, file)
     }
 
     #[tokio::test]
     async fn a_reading_another_process_commits_is_seen_by_the_bridges_next_transaction() {
-        let (bridge, other, _path) = two_connections("recent-other");
+        let (bridge, other, _file) = two_connections("recent-other");
         let (ours, theirs) = (
             SqliteReadingStore::new(bridge.clone()),
             SqliteReadingStore::new(other.clone()),
@@ -2609,7 +2624,7 @@ mod tests {
 
     #[tokio::test]
     async fn roll_ups_in_the_bridges_transactions_see_every_committed_child() {
-        let (bridge, other, _path) = two_connections("recent-rollup");
+        let (bridge, other, _file) = two_connections("recent-rollup");
         let (ours, theirs) = (
             SqliteAggregateStore { db: bridge.clone() },
             SqliteAggregateStore { db: other.clone() },
