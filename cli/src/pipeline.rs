@@ -14,6 +14,13 @@
 //! the latency percentiles and reported on their own (`startup_latency_max_ms`); they still
 //! count in every total and in `lost`.
 //!
+//! Stopping the fleet ends a run the same way in reverse: the publisher sends everything still
+//! waiting for its push delay at once (up to an interval's readings of every meter, so that its
+//! saved state never claims an unsent reading), a burst the steady load never makes. Readings
+//! due after the benchmark asked the stack to stop are therefore left out of the percentiles
+//! too, and reported as `shutdown_readings` and `shutdown_latency_max_ms`; they also count in
+//! every total and in `lost`.
+//!
 //! How the offered load arrives is set by `--push-spread`: each meter pushes its reading a
 //! stable, meter-specific delay after its interval ends, spread over that much simulated time.
 //! The default spreads the pushes over the whole interval, a steady stream at `--rate` (what a
@@ -110,17 +117,21 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
         INTERVAL_MINUTES,
         "UTC",
     )?);
-    // Steady-state latencies, and those of the start-up burst.
+    // Steady-state latencies, those of the start-up burst and those of the shutdown flush.
     let latencies = Arc::new(Mutex::new((
         Vec::<f64>::with_capacity(1 << 20),
         Vec::<f64>::new(),
+        Vec::<f64>::new(),
     )));
-    let clock_cell: Arc<Mutex<Option<(SimClock, Instant)>>> = Arc::new(Mutex::new(None));
+    // The simulated clock, when the steady state starts, and when it ends (the stop request).
+    type Window = (SimClock, Instant, Option<Instant>);
+    let clock_cell: Arc<Mutex<Option<Window>>> = Arc::new(Mutex::new(None));
     {
         let latencies = latencies.clone();
         let clock_cell = clock_cell.clone();
         cfg.observer = Some(Arc::new(move |parts, stored_at| {
-            let Some((clock, steady_from)) = clock_cell.lock().ok().and_then(|c| *c) else {
+            let Some((clock, steady_from, steady_until)) = clock_cell.lock().ok().and_then(|c| *c)
+            else {
                 return;
             };
             let Ok(mut l) = latencies.lock() else {
@@ -135,10 +146,10 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
                 };
                 let due = clock.wall_instant_of(ts) + publish_delay(meter, push_spread, &clock);
                 let ms = stored_at.saturating_duration_since(due).as_secs_f64() * 1_000.0;
-                if due >= steady_from {
-                    l.0.push(ms);
-                } else {
-                    l.1.push(ms);
+                match phase_of(due, steady_from, steady_until) {
+                    Phase::Startup => l.1.push(ms),
+                    Phase::Steady => l.0.push(ms),
+                    Phase::Shutdown => l.2.push(ms),
                 }
             }
         }));
@@ -148,7 +159,7 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
         .context("starting the local stack")?;
     if let Ok(mut c) = clock_cell.lock() {
         let warmup = Duration::from_secs_f64(args.warmup.clamp(0.0, args.seconds as f64));
-        *c = Some((stack.clock, Instant::now() + warmup));
+        *c = Some((stack.clock, Instant::now() + warmup, None));
     }
     if !args.json {
         eprintln!(
@@ -158,12 +169,18 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    if let Ok(mut c) = clock_cell.lock() {
+        if let Some(window) = c.as_mut() {
+            window.2 = Some(Instant::now());
+        }
+    }
     let report = stack.shutdown().await.context("stopping the local stack")?;
     let elapsed = started.elapsed().as_secs_f64();
 
-    let (mut l, startup) = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+    let (mut l, startup, flushed) = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     l.sort_by(f64::total_cmp);
     let startup_max = startup.iter().copied().fold(0.0, f64::max);
+    let flushed_max = flushed.iter().copied().fold(0.0, f64::max);
     let pct = |p: f64| -> f64 {
         if l.is_empty() {
             return 0.0;
@@ -195,6 +212,8 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
         "warmup_s": args.warmup,
         "startup_readings": startup.len(),
         "startup_latency_max_ms": (startup_max * 100.0).round() / 100.0,
+        "shutdown_readings": flushed.len(),
+        "shutdown_latency_max_ms": (flushed_max * 100.0).round() / 100.0,
         "peak_rss_mb": peak_rss_mb(),
     });
     say!("{out}");
@@ -202,6 +221,27 @@ pub async fn run(args: &PipelineArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
+}
+
+/// Which part of a run a reading belongs to, by when it was due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Due before the warm-up ended: the fleet's start-up burst.
+    Startup,
+    /// The sustained load the percentiles measure.
+    Steady,
+    /// Due after the stop request: sent early, all at once, by the fleet's shutdown flush.
+    Shutdown,
+}
+
+fn phase_of(due: Instant, steady_from: Instant, steady_until: Option<Instant>) -> Phase {
+    if due < steady_from {
+        Phase::Startup
+    } else if steady_until.is_some_and(|until| due >= until) {
+        Phase::Shutdown
+    } else {
+        Phase::Steady
+    }
 }
 
 /// The first `"ts"` of a telemetry payload (RFC 3339 or epoch ms), found without a full parse so
@@ -259,6 +299,29 @@ fn sim_start(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readings_due_in_the_warm_up_or_after_the_stop_request_are_kept_out_of_the_steady_state() {
+        let t0 = Instant::now();
+        let from = t0 + Duration::from_secs(3);
+        let until = t0 + Duration::from_secs(20);
+        assert_eq!(phase_of(t0, from, None), Phase::Startup);
+        assert_eq!(phase_of(from, from, None), Phase::Steady);
+        // Before the stop request nothing is a shutdown reading, however late.
+        assert_eq!(
+            phase_of(t0 + Duration::from_secs(30), from, None),
+            Phase::Steady
+        );
+        assert_eq!(
+            phase_of(until - Duration::from_millis(1), from, Some(until)),
+            Phase::Steady
+        );
+        assert_eq!(phase_of(until, from, Some(until)), Phase::Shutdown);
+        assert_eq!(
+            phase_of(until + Duration::from_millis(400), from, Some(until)),
+            Phase::Shutdown
+        );
+    }
 
     #[test]
     fn the_simulated_start_is_that_time_of_day_on_todays_date_or_now() {
