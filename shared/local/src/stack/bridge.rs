@@ -163,15 +163,7 @@ impl Bridge {
         let spawned = std::thread::Builder::new()
             .name("rule-receive".into())
             .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(receiving.run(link, tx)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "rule bridge receiving runtime failed to start");
-                    }
-                }
+                super::block_on_own_runtime("rule bridge receiving", (), receiving.run(link, tx))
             });
         match spawned {
             Ok(thread) => {

@@ -28,6 +28,7 @@ pub mod publisher;
 pub mod scan_job;
 pub mod schedule;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -252,16 +253,7 @@ impl Stack {
         let bridge_thread = std::thread::Builder::new()
             .name("rule-bridge".into())
             .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(bridge.run(link)),
-                    Err(e) => {
-                        tracing::error!(error = %e, "rule bridge runtime failed to start");
-                        IngestReport::default()
-                    }
-                }
+                block_on_own_runtime("rule bridge", IngestReport::default(), bridge.run(link))
             })
             .map_err(|_| StackError::Thread("rule bridge"))?;
 
@@ -343,20 +335,12 @@ impl Stack {
                 ) {
                     tracing::debug!(error = ?e, "scheduled jobs keep their normal CPU priority");
                 }
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(async move {
-                        while !jobs_stop.load(Ordering::Relaxed) {
-                            scheduler.tick(clock.now()).await;
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }),
-                    Err(e) => {
-                        tracing::error!(error = %e, "scheduled jobs' runtime failed to start")
+                block_on_own_runtime("scheduled jobs", (), async move {
+                    while !jobs_stop.load(Ordering::Relaxed) {
+                        scheduler.tick(clock.now()).await;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                }
+                })
             })
             .map_err(|_| StackError::Thread("scheduled jobs"))?;
 
@@ -414,6 +398,23 @@ impl Stack {
             .map_err(|_| StackError::Thread("rule bridge"))?;
         self.http.stop().await;
         Ok(ShutdownReport { fleet, ingested })
+    }
+}
+
+/// Runs `fut` on a current-thread runtime of the calling thread, or gives `fallback` (logged) if
+/// that runtime cannot start. The stack's blocking loops (the rule bridge's two halves, the
+/// scheduled jobs) each get a thread and runtime of their own this way, so SQLite calls and
+/// long jobs never stall the shared runtime's HTTP listener or fleet connections.
+pub(crate) fn block_on_own_runtime<T>(what: &str, fallback: T, fut: impl Future<Output = T>) -> T {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            tracing::error!(error = %e, thread = what, "runtime failed to start");
+            fallback
+        }
     }
 }
 
