@@ -8,7 +8,7 @@ use meter_core::aggregate::{Aggregate, Period};
 use meter_core::anomaly::{reconcile, Finding, FindingKind, FindingStatus, StoredFinding};
 use meter_core::forecast::{Bands, BillProjection, ForecastPoint, ModelKind, StoredForecast};
 use meter_core::ingest::{Inbound, IngestConfig, Ingestor, Ports, RegistryMode};
-use meter_core::ports::{FindingCursor, FindingStore, ForecastStore};
+use meter_core::ports::{FindingCursor, FindingStore, ForecastStore, PendingAggregates};
 use meter_core::telemetry::{MessageContext, QuarantineEntry};
 use meter_core::{
     Energy, EventKind, InsertOutcome, MeterEvent, MeterInfo, MeterKind, QuarantineReason,
@@ -968,4 +968,46 @@ pub async fn consecutive_scans_of_one_condition_leave_one_finding_in_the_store(
     f.put(&r.writes()).await.unwrap();
     assert!(f.open_for_meter(&id).await.unwrap().is_empty());
     assert_eq!(f.for_meter(&id).await.unwrap()[0].closed_at, Some(now));
+}
+
+fn hours(first: i64, last: i64) -> meter_core::aggregate::HourRange {
+    meter_core::aggregate::HourRange {
+        first: Timestamp::from_millis(T0 + first * HOUR),
+        last: Timestamp::from_millis(T0 + last * HOUR),
+    }
+}
+
+pub async fn marks_of_one_meter_merge_into_the_range_covering_both(p: Arc<dyn PendingAggregates>) {
+    p.mark(&meter("m-1"), hours(3, 4)).await.unwrap();
+    p.mark(&meter("m-1"), hours(1, 2)).await.unwrap();
+    p.mark(&meter("m-1"), hours(2, 6)).await.unwrap();
+    assert_eq!(
+        p.next(None, 10).await.unwrap(),
+        vec![(meter("m-1"), hours(1, 6))]
+    );
+}
+
+pub async fn pending_marks_page_in_meter_order_and_cleared_ones_are_gone(
+    p: Arc<dyn PendingAggregates>,
+) {
+    for id in ["m-3", "m-1", "m-4", "m-2"] {
+        p.mark(&meter(id), hours(0, 0)).await.unwrap();
+    }
+    let first: Vec<_> = p.next(None, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+        ["m-1", "m-2"]
+    );
+    let rest: Vec<_> = p.next(Some(&meter("m-2")), 10).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+        ["m-3", "m-4"]
+    );
+    p.clear(&[meter("m-1"), meter("m-3")]).await.unwrap();
+    let left: Vec<_> = p.next(None, 10).await.unwrap();
+    assert_eq!(
+        left.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(),
+        ["m-2", "m-4"]
+    );
+    assert!(p.next(Some(&meter("m-4")), 10).await.unwrap().is_empty());
 }

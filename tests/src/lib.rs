@@ -92,3 +92,15 @@ macro_rules! finding_store_suite {
         );
     };
 }
+
+/// Expands into one `#[tokio::test]` per [`meter_core::ports::PendingAggregates`] case. `$make`
+/// is an async fn returning a fresh, isolated `Arc<dyn PendingAggregates>`.
+#[macro_export]
+macro_rules! pending_aggregates_suite {
+    ($make:path) => {
+        $crate::conformance_suite!(@cases $make, false,
+            marks_of_one_meter_merge_into_the_range_covering_both,
+            pending_marks_page_in_meter_order_and_cleared_ones_are_gone,
+        );
+    };
+}

@@ -18,3 +18,9 @@ async fn make_findings() -> std::sync::Arc<dyn meter_core::ports::FindingStore> 
 }
 
 meterflow_tests::finding_store_suite!(make_findings);
+
+async fn make_pending() -> std::sync::Arc<dyn meter_core::ports::PendingAggregates> {
+    std::sync::Arc::new(meter_core::memory::MemoryPendingAggregates::new())
+}
+
+meterflow_tests::pending_aggregates_suite!(make_pending);

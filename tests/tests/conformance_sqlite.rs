@@ -137,3 +137,10 @@ mod in_the_bridges_transactions {
 
     meterflow_tests::conformance_suite!(make_ports);
 }
+
+async fn make_pending() -> Arc<dyn meter_core::ports::PendingAggregates> {
+    let db = meter_local::SqliteDb::in_memory().expect("open an in-memory SQLite database");
+    Arc::new(meter_local::SqlitePendingAggregates::new(Arc::new(db)))
+}
+
+meterflow_tests::pending_aggregates_suite!(make_pending);

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use meter_core::aggregate::{Aggregate, Period};
-use meter_core::memory::memory_ports;
+use meter_core::memory::{memory_ports, MemoryPendingAggregates};
 use meter_core::ports::{
-    AggregateStore, EventStore, InsertOutcome, QuarantineStore, ReadingStore, StoreError,
+    AggregateStore, EventStore, InsertOutcome, PendingAggregates, QuarantineStore, ReadingStore,
+    StoreError,
 };
 use meter_core::telemetry::{MessageContext, QuarantineEntry};
 use meter_core::{
@@ -228,6 +229,94 @@ async fn a_crash_at_any_write_followed_by_a_retry_ends_as_one_clean_run() {
     }
     assert!(
         crashed_somewhere >= 5,
+        "only {crashed_somewhere} crash points exercised"
+    );
+}
+
+/// Recomputes every pending mark, `per_call` meters at a time, as the local rule bridge does.
+async fn pass_over_every_mark(ing: &Ingestor, per_call: usize) {
+    let mut after: Option<MeterId> = None;
+    loop {
+        let pass = ing.refresh_pending(after.as_ref(), per_call).await.unwrap();
+        if pass.meters == 0 {
+            break;
+        }
+        after = pass.last;
+    }
+}
+
+#[tokio::test]
+async fn aggregates_marked_pending_and_recomputed_in_a_later_pass_match_those_written_at_once() {
+    let msgs = messages();
+    let clean = memory_ports();
+    run(&Ingestor::new(clean.clone(), config()), &msgs)
+        .await
+        .unwrap();
+    let expected = state(&clean).await;
+
+    let ports = memory_ports();
+    let pending = Arc::new(MemoryPendingAggregates::new());
+    let ing = Ingestor::new(ports.clone(), config()).with_pending_aggregates(pending.clone());
+    run(&ing, &msgs).await.unwrap();
+    let hours = ports
+        .aggregates
+        .range(
+            &meter("m-a"),
+            Period::Hour(Timestamp::from_millis(T0 - 86_400_000)),
+            Period::Hour(Timestamp::from_millis(T0 + 2 * 86_400_000)),
+        )
+        .await
+        .unwrap();
+    assert!(hours.is_empty(), "nothing is aggregated before the pass");
+    assert_eq!(
+        pending.next(None, 10).await.unwrap().len(),
+        2,
+        "both meters are marked"
+    );
+
+    pass_over_every_mark(&ing, 1).await;
+    assert_eq!(state(&ports).await, expected);
+    assert!(
+        pending.next(None, 10).await.unwrap().is_empty(),
+        "every mark is cleared"
+    );
+}
+
+#[tokio::test]
+async fn with_pending_aggregates_a_crash_at_any_write_then_a_retry_and_a_pass_ends_as_one_clean_run(
+) {
+    let msgs = messages();
+    let clean = memory_ports();
+    run(&Ingestor::new(clean.clone(), config()), &msgs)
+        .await
+        .unwrap();
+    let expected = state(&clean).await;
+
+    let mut crashed_somewhere = 0;
+    for fail_at in 1.. {
+        let inner = memory_ports();
+        let pending = Arc::new(MemoryPendingAggregates::new());
+        let crash = Arc::new(Crash {
+            calls: AtomicUsize::new(0),
+            fail_at,
+        });
+        let first = run(
+            &Ingestor::new(crashing(&inner, crash), config())
+                .with_pending_aggregates(pending.clone()),
+            &msgs,
+        )
+        .await;
+        if first.is_ok() {
+            break;
+        }
+        crashed_somewhere += 1;
+        let ing = Ingestor::new(inner.clone(), config()).with_pending_aggregates(pending);
+        run(&ing, &msgs).await.unwrap();
+        pass_over_every_mark(&ing, 1).await;
+        assert_eq!(state(&inner).await, expected, "crash at write {fail_at}");
+    }
+    assert!(
+        crashed_somewhere >= 3,
         "only {crashed_somewhere} crash points exercised"
     );
 }

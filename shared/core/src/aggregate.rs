@@ -196,6 +196,14 @@ impl HourRange {
         }
     }
 
+    /// The smallest range holding both (recomputing the hours between is harmless).
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            first: self.first.min(other.first),
+            last: self.last.max(other.last),
+        }
+    }
+
     /// The instant after which readings are needed: readings in `(load_from, load_to]` plus the
     /// last one at or before `load_from` and the first one after `load_to`.
     pub fn load_from(&self) -> Timestamp {

@@ -5,6 +5,11 @@
 //! Crash safety: every step is an idempotent write, and aggregates are recomputed for duplicates
 //! as well as for new readings. A retried invocation therefore finishes whatever a crashed one
 //! left half-done, and ends in the same state as if the first had succeeded.
+//!
+//! Aggregates are written by the ingest call itself (the Lambda), or, with
+//! [`Ingestor::with_pending_aggregates`], only marked there and recomputed in bulk by
+//! [`Ingestor::refresh_pending`] (the local rule bridge, where one writer does everything and
+//! the aggregate writes were a quarter of its time).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -18,8 +23,8 @@ use crate::aggregate::{days_of_month, hourly, hours_of_day, HourRange, Period};
 use crate::energy::RegisterPolicy;
 use crate::events::EventPolicy;
 use crate::ports::{
-    AggregateStore, EventStore, InsertOutcome, MeterRegistry, QuarantineStore, ReadingStore,
-    StoreError,
+    AggregateStore, EventStore, InsertOutcome, MeterRegistry, PendingAggregates, QuarantineStore,
+    ReadingStore, StoreError,
 };
 use crate::registry::MeterInfo;
 use crate::telemetry::{parse_message_into, MessageContext, ParsedItem, QuarantineEntry};
@@ -148,6 +153,17 @@ pub struct Ingestor {
     ports: Ports,
     config: IngestConfig,
     cache: Mutex<HashMap<MeterId, (Arc<MeterInfo>, Instant)>>,
+    /// Where aggregates to recompute are marked instead of recomputed at once, if anywhere.
+    pending: Option<Arc<dyn PendingAggregates>>,
+}
+
+/// What one [`Ingestor::refresh_pending`] call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PendingPass {
+    /// Meters whose aggregates were recomputed and whose marks were cleared.
+    pub meters: usize,
+    /// The last of them, where the next call continues (`None`: none were pending).
+    pub last: Option<MeterId>,
 }
 
 impl Ingestor {
@@ -157,7 +173,51 @@ impl Ingestor {
             ports,
             config,
             cache: Mutex::new(HashMap::new()),
+            pending: None,
         }
+    }
+
+    /// The same service, but ingest calls only mark the hours whose aggregates their readings
+    /// change, and [`Ingestor::refresh_pending`] recomputes them later, several readings of a
+    /// meter at once. For a store where the aggregate writes are most of an ingest call's cost
+    /// and one writer does everything (the local stack's SQLite file): a meter publishing every
+    /// few seconds then has its hour, day and month rows written once per pass, not once per
+    /// reading. Readers see aggregates up to one pass late.
+    pub fn with_pending_aggregates(mut self, pending: Arc<dyn PendingAggregates>) -> Self {
+        self.pending = Some(pending);
+        self
+    }
+
+    /// Recomputes the aggregates of up to `max` meters with pending marks after `after`, in
+    /// meter order, and clears their marks. Call it inside one transaction with the store when
+    /// it has them, so marks are only cleared together with the rows they asked for. Marks of
+    /// a meter no longer in the registry are cleared with a warning (there is nothing to
+    /// recompute it with). Without [`Ingestor::with_pending_aggregates`] nothing is pending.
+    pub async fn refresh_pending(
+        &self,
+        after: Option<&MeterId>,
+        max: usize,
+    ) -> Result<PendingPass, IngestError> {
+        let Some(pending) = &self.pending else {
+            return Ok(PendingPass::default());
+        };
+        let marks = pending.next(after, max).await?;
+        for (meter, range) in &marks {
+            match self.meter_info(meter).await? {
+                Some(info) => self.recompute_aggregates(&info, *range).await?,
+                None => {
+                    tracing::warn!(meter_id = %meter, "aggregates pending for a meter not in the registry; mark dropped")
+                }
+            }
+        }
+        let meters: Vec<MeterId> = marks.into_iter().map(|(m, _)| m).collect();
+        if !meters.is_empty() {
+            pending.clear(&meters).await?;
+        }
+        Ok(PendingPass {
+            meters: meters.len(),
+            last: meters.last().cloned(),
+        })
     }
 
     /// The configuration in force.
@@ -303,8 +363,9 @@ impl Ingestor {
         Ok(found)
     }
 
-    /// Recomputes the aggregates a meter's batch can have changed and raises its instant events.
-    /// Returns the number of events raised.
+    /// Recomputes the aggregates a meter's batch can have changed (or, with pending aggregates,
+    /// marks their hours for the next pass) and raises its instant events. Returns the number of
+    /// events raised.
     async fn refresh(&self, info: &MeterInfo, batch: &[Reading]) -> Result<usize, StoreError> {
         let store = &self.ports.readings;
         let aggs = &self.ports.aggregates;
@@ -322,7 +383,10 @@ impl Ingestor {
 
         // Versions are taken after this call's readings are stored and before reading them back,
         // so a higher version always saw at least what a lower one saw.
-        let v_hour = aggs.next_version(meter).await?;
+        let v_hour = match &self.pending {
+            Some(_) => None,
+            None => Some(aggs.next_version(meter).await?),
+        };
         let from = range.load_from();
         let to = range.load_to();
         let mut loaded = store.range_with_previous(meter, from, to).await?;
@@ -333,17 +397,9 @@ impl Ingestor {
                 loaded.push(r);
             }
         }
-        let points: Vec<(Timestamp, crate::types::Energy)> =
-            loaded.iter().map(|r| (r.ts, r.energy_import)).collect();
-        aggs.put(&hourly(
-            meter,
-            tz,
-            &self.config.registers,
-            &points,
-            range,
-            v_hour,
-        ))
-        .await?;
+        if let Some(v_hour) = v_hour {
+            self.put_hours(meter, tz, &loaded, range, v_hour).await?;
+        }
 
         let mut events = Vec::new();
         for r in batch {
@@ -363,7 +419,70 @@ impl Ingestor {
             }
             self.ports.events.publish(&events).await?;
         }
+        match &self.pending {
+            Some(pending) => pending.mark(meter, range).await?,
+            None => self.roll_up_days_and_months(meter, tz, range).await?,
+        }
+        Ok(events.len())
+    }
 
+    /// Recomputes `info`'s hour rows over `range` from the stored readings, then the days and
+    /// months they fall in: what an ingest call does inline, for a pending mark.
+    async fn recompute_aggregates(
+        &self,
+        info: &MeterInfo,
+        range: HourRange,
+    ) -> Result<(), StoreError> {
+        let store = &self.ports.readings;
+        let meter = &info.meter_id;
+        let tz = &info.timezone;
+        // As in `refresh`: the version is taken before the readings are read back.
+        let v_hour = self.ports.aggregates.next_version(meter).await?;
+        let to = range.load_to();
+        let mut loaded = store
+            .range_with_previous(meter, range.load_from(), to)
+            .await?;
+        if let Some(r) = store.after(meter, to).await? {
+            loaded.push(r);
+        }
+        self.put_hours(meter, tz, &loaded, range, v_hour).await?;
+        self.roll_up_days_and_months(meter, tz, range).await
+    }
+
+    /// The hour rows of `range` from `loaded` (the readings in it, the one before and the one
+    /// after).
+    async fn put_hours(
+        &self,
+        meter: &MeterId,
+        tz: &Tz,
+        loaded: &[Reading],
+        range: HourRange,
+        version: u64,
+    ) -> Result<(), StoreError> {
+        let points: Vec<(Timestamp, crate::types::Energy)> =
+            loaded.iter().map(|r| (r.ts, r.energy_import)).collect();
+        self.ports
+            .aggregates
+            .put(&hourly(
+                meter,
+                tz,
+                &self.config.registers,
+                &points,
+                range,
+                version,
+            ))
+            .await
+    }
+
+    /// The day rows of the dates `range` touches, from their hours, and the month rows of those
+    /// days.
+    async fn roll_up_days_and_months(
+        &self,
+        meter: &MeterId,
+        tz: &Tz,
+        range: HourRange,
+    ) -> Result<(), StoreError> {
+        let aggs = &self.ports.aggregates;
         let dates = range.dates(tz);
         let v_day = aggs.next_version(meter).await?;
         let mut days = Vec::with_capacity(dates.len());
@@ -383,8 +502,7 @@ impl Ingestor {
                 rolled.push(aggs.roll_up(meter, m, a, b, v_month).await?);
             }
         }
-        aggs.put(&rolled).await?;
-        Ok(events.len())
+        aggs.put(&rolled).await
     }
 }
 

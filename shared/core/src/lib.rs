@@ -28,7 +28,7 @@ pub mod validation;
 
 pub use aggregate::{Aggregate, Granularity, Period};
 pub use events::{EventKind, MeterEvent};
-pub use ingest::{Inbound, IngestConfig, IngestReport, Ingestor, Ports, RegistryMode};
+pub use ingest::{Inbound, IngestConfig, IngestReport, Ingestor, PendingPass, Ports, RegistryMode};
 pub use ports::{InsertOutcome, StoreError};
 pub use registry::MeterInfo;
 pub use telemetry::{MessageContext, QuarantineEntry};

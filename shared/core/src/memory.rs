@@ -9,14 +9,14 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use crate::aggregate::{Aggregate, Period};
+use crate::aggregate::{Aggregate, HourRange, Period};
 use crate::anomaly::reconcile::StoredFinding;
 use crate::events::MeterEvent;
 use crate::forecast::stored::StoredForecast;
 use crate::ports::{
     AggregateStore, EventStore, FindingCursor, FindingPage, FindingStore, ForecastStore,
-    InsertOutcome, MeterPage, MeterRegistry, QuarantineStore, ReadingStore, ShardDispatcher,
-    ShardJob, StoreError,
+    InsertOutcome, MeterPage, MeterRegistry, PendingAggregates, QuarantineStore, ReadingStore,
+    ShardDispatcher, ShardJob, StoreError,
 };
 use crate::registry::{check_feeder, MeterInfo};
 use crate::telemetry::QuarantineEntry;
@@ -653,6 +653,58 @@ impl MemoryShardDispatcher {
 impl ShardDispatcher for MemoryShardDispatcher {
     async fn dispatch(&self, jobs: &[ShardJob]) -> Result<(), StoreError> {
         lock(&self.jobs)?.extend_from_slice(jobs);
+        Ok(())
+    }
+}
+
+/// Pending aggregate marks, one merged range per meter.
+#[derive(Default)]
+pub struct MemoryPendingAggregates {
+    marks: Mutex<BTreeMap<MeterId, HourRange>>,
+}
+
+impl MemoryPendingAggregates {
+    /// An empty set of marks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl PendingAggregates for MemoryPendingAggregates {
+    async fn mark(&self, meter: &MeterId, range: HourRange) -> Result<(), StoreError> {
+        let mut marks = lock(&self.marks)?;
+        let merged = match marks.get(meter) {
+            Some(old) => old.union(range),
+            None => range,
+        };
+        marks.insert(meter.clone(), merged);
+        Ok(())
+    }
+
+    async fn next(
+        &self,
+        after: Option<&MeterId>,
+        max: usize,
+    ) -> Result<Vec<(MeterId, HourRange)>, StoreError> {
+        use std::ops::Bound;
+        let marks = lock(&self.marks)?;
+        let from = match after {
+            Some(m) => Bound::Excluded(m.clone()),
+            None => Bound::Unbounded,
+        };
+        Ok(marks
+            .range((from, Bound::Unbounded))
+            .take(max)
+            .map(|(m, r)| (m.clone(), *r))
+            .collect())
+    }
+
+    async fn clear(&self, meters: &[MeterId]) -> Result<(), StoreError> {
+        let mut marks = lock(&self.marks)?;
+        for m in meters {
+            marks.remove(m);
+        }
         Ok(())
     }
 }

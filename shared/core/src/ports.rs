@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 
-use crate::aggregate::{Aggregate, Period};
+use crate::aggregate::{Aggregate, HourRange, Period};
 use crate::anomaly::reconcile::StoredFinding;
 use crate::events::MeterEvent;
 use crate::forecast::stored::StoredForecast;
@@ -193,6 +193,29 @@ pub trait AggregateStore: Send + Sync {
         let children = self.range(meter, from, to).await?;
         Ok(crate::aggregate::roll_up(meter, period, &children, version))
     }
+}
+
+/// Hours whose aggregates a later pass recomputes, for a store that refreshes aggregates in bulk
+/// instead of in every ingest call (the local stack; see [`crate::Ingestor::with_pending_aggregates`]).
+///
+/// A mark is written in the same transaction as the readings it stands for, so a crash leaves
+/// either both or neither, and the next pass finds every mark still there.
+#[async_trait]
+pub trait PendingAggregates: Send + Sync {
+    /// Records that `meter`'s aggregates over `range` need recomputing, merged with any mark
+    /// already pending for the meter (the merged range covers both).
+    async fn mark(&self, meter: &MeterId, range: HourRange) -> Result<(), StoreError>;
+
+    /// Up to `max` pending marks of meters after `after` (from the first when `None`), in meter
+    /// order.
+    async fn next(
+        &self,
+        after: Option<&MeterId>,
+        max: usize,
+    ) -> Result<Vec<(MeterId, HourRange)>, StoreError>;
+
+    /// Removes the marks of `meters`, once their aggregates have been recomputed.
+    async fn clear(&self, meters: &[MeterId]) -> Result<(), StoreError>;
 }
 
 /// Instant events, for the alerts function.
