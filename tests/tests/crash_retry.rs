@@ -195,14 +195,19 @@ async fn state(p: &Ports) -> String {
     out
 }
 
+/// The state one clean invocation with `msgs` leaves, aggregates written by the call itself.
+async fn clean_state(msgs: &[(String, Vec<u8>)]) -> String {
+    let clean = memory_ports();
+    run(&Ingestor::new(clean.clone(), config()), msgs)
+        .await
+        .unwrap();
+    state(&clean).await
+}
+
 #[tokio::test]
 async fn a_crash_at_any_write_followed_by_a_retry_ends_as_one_clean_run() {
     let msgs = messages();
-    let clean = memory_ports();
-    run(&Ingestor::new(clean.clone(), config()), &msgs)
-        .await
-        .unwrap();
-    let expected = state(&clean).await;
+    let expected = clean_state(&msgs).await;
     assert!(expected.contains("Tamper"), "the scenario raises an event");
 
     let mut crashed_somewhere = 0;
@@ -248,11 +253,7 @@ async fn pass_over_every_mark(ing: &Ingestor, per_call: usize) {
 #[tokio::test]
 async fn aggregates_marked_pending_and_recomputed_in_a_later_pass_match_those_written_at_once() {
     let msgs = messages();
-    let clean = memory_ports();
-    run(&Ingestor::new(clean.clone(), config()), &msgs)
-        .await
-        .unwrap();
-    let expected = state(&clean).await;
+    let expected = clean_state(&msgs).await;
 
     let ports = memory_ports();
     let pending = Arc::new(MemoryPendingAggregates::new());
@@ -286,11 +287,7 @@ async fn aggregates_marked_pending_and_recomputed_in_a_later_pass_match_those_wr
 async fn with_pending_aggregates_a_crash_at_any_write_then_a_retry_and_a_pass_ends_as_one_clean_run(
 ) {
     let msgs = messages();
-    let clean = memory_ports();
-    run(&Ingestor::new(clean.clone(), config()), &msgs)
-        .await
-        .unwrap();
-    let expected = state(&clean).await;
+    let expected = clean_state(&msgs).await;
 
     let mut crashed_somewhere = 0;
     for fail_at in 1.. {
