@@ -317,3 +317,54 @@ async fn with_pending_aggregates_a_crash_at_any_write_then_a_retry_and_a_pass_en
         "only {crashed_somewhere} crash points exercised"
     );
 }
+
+/// Aggregates that refuse every write of one meter, as a corrupt row would.
+struct RefusesMeter(Arc<dyn AggregateStore>, MeterId);
+
+#[async_trait]
+impl AggregateStore for RefusesMeter {
+    async fn next_version(&self, m: &MeterId) -> Result<u64, StoreError> {
+        self.0.next_version(m).await
+    }
+    async fn put(&self, aggregates: &[Aggregate]) -> Result<(), StoreError> {
+        if aggregates.iter().any(|a| a.meter_id == self.1) {
+            return Err(StoreError::Corrupt("an unreadable row".into()));
+        }
+        self.0.put(aggregates).await
+    }
+    async fn range(&self, m: &MeterId, a: Period, b: Period) -> Result<Vec<Aggregate>, StoreError> {
+        self.0.range(m, a, b).await
+    }
+}
+
+#[tokio::test]
+async fn a_meter_whose_aggregates_cannot_be_written_keeps_its_mark_and_holds_up_no_other() {
+    let msgs = messages();
+    let inner = memory_ports();
+    let ports = Ports {
+        aggregates: Arc::new(RefusesMeter(inner.aggregates.clone(), meter("m-a"))),
+        ..inner.clone()
+    };
+    let pending = Arc::new(MemoryPendingAggregates::new());
+    let ing = Ingestor::new(ports, config()).with_pending_aggregates(pending.clone());
+    run(&ing, &msgs).await.unwrap();
+    let pass = ing.refresh_pending(None, 10).await.unwrap();
+    assert_eq!((pass.meters, pass.kept), (2, 1));
+    assert_eq!(pass.last, Some(meter("m-b")));
+    let left = pending.next(None, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].0, meter("m-a"));
+    let b_hours = inner
+        .aggregates
+        .range(
+            &meter("m-b"),
+            Period::Hour(Timestamp::from_millis(T0 - 86_400_000)),
+            Period::Hour(Timestamp::from_millis(T0 + 2 * 86_400_000)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !b_hours.is_empty(),
+        "the other meter's aggregates are written"
+    );
+}

@@ -160,9 +160,11 @@ pub struct Ingestor {
 /// What one [`Ingestor::refresh_pending`] call did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PendingPass {
-    /// Meters whose aggregates were recomputed and whose marks were cleared.
+    /// Marks taken up: recomputed and cleared, or kept after an error retrying cannot fix.
     pub meters: usize,
-    /// The last of them, where the next call continues (`None`: none were pending).
+    /// Of those, the marks kept (their meters' aggregates could not be recomputed).
+    pub kept: usize,
+    /// The last meter taken up, where the next call continues (`None`: none were pending).
     pub last: Option<MeterId>,
 }
 
@@ -192,7 +194,10 @@ impl Ingestor {
     /// meter order, and clears their marks. Call it inside one transaction with the store when
     /// it has them, so marks are only cleared together with the rows they asked for. Marks of
     /// a meter no longer in the registry are cleared with a warning (there is nothing to
-    /// recompute it with). Without [`Ingestor::with_pending_aggregates`] nothing is pending.
+    /// recompute it with). A meter whose recompute fails with an error retrying cannot fix (a
+    /// corrupt row) keeps its mark, is logged, and does not hold up the meters after it; a
+    /// retryable error (the store busy) fails the call. Without
+    /// [`Ingestor::with_pending_aggregates`] nothing is pending.
     pub async fn refresh_pending(
         &self,
         after: Option<&MeterId>,
@@ -202,21 +207,30 @@ impl Ingestor {
             return Ok(PendingPass::default());
         };
         let marks = pending.next(after, max).await?;
+        let mut done = Vec::with_capacity(marks.len());
         for (meter, range) in &marks {
-            match self.meter_info(meter).await? {
-                Some(info) => self.recompute_aggregates(&info, *range).await?,
+            let recomputed = match self.meter_info(meter).await? {
+                Some(info) => self.recompute_aggregates(&info, *range).await,
                 None => {
-                    tracing::warn!(meter_id = %meter, "aggregates pending for a meter not in the registry; mark dropped")
+                    tracing::warn!(meter_id = %meter, "aggregates pending for a meter not in the registry; mark dropped");
+                    Ok(())
+                }
+            };
+            match recomputed {
+                Ok(()) => done.push(meter.clone()),
+                Err(e) if e.is_retryable() => return Err(e.into()),
+                Err(e) => {
+                    tracing::error!(meter_id = %meter, error = %e, "aggregates cannot be recomputed; the mark stays for the next pass");
                 }
             }
         }
-        let meters: Vec<MeterId> = marks.into_iter().map(|(m, _)| m).collect();
-        if !meters.is_empty() {
-            pending.clear(&meters).await?;
+        if !done.is_empty() {
+            pending.clear(&done).await?;
         }
         Ok(PendingPass {
-            meters: meters.len(),
-            last: meters.last().cloned(),
+            meters: marks.len(),
+            kept: marks.len() - done.len(),
+            last: marks.last().map(|(m, _)| m.clone()),
         })
     }
 

@@ -323,6 +323,7 @@ impl Bridge {
         if done.meters > 0 {
             tracing::debug!(
                 meters = done.meters,
+                kept = done.kept,
                 ms = started.elapsed().as_secs_f64() * 1e3,
                 "aggregates recomputed"
             );
