@@ -238,6 +238,18 @@ async fn a_crash_at_any_write_followed_by_a_retry_ends_as_one_clean_run() {
     );
 }
 
+/// The hour rows of meter `id` around the test messages.
+async fn hours_of(p: &Ports, id: &str) -> Vec<Aggregate> {
+    p.aggregates
+        .range(
+            &meter(id),
+            Period::Hour(Timestamp::from_millis(T0 - 86_400_000)),
+            Period::Hour(Timestamp::from_millis(T0 + 2 * 86_400_000)),
+        )
+        .await
+        .unwrap()
+}
+
 /// Recomputes every pending mark, `per_call` meters at a time, as the local rule bridge does.
 async fn pass_over_every_mark(ing: &Ingestor, per_call: usize) {
     let mut after: Option<MeterId> = None;
@@ -259,15 +271,7 @@ async fn aggregates_marked_pending_and_recomputed_in_a_later_pass_match_those_wr
     let pending = Arc::new(MemoryPendingAggregates::new());
     let ing = Ingestor::new(ports.clone(), config()).with_pending_aggregates(pending.clone());
     run(&ing, &msgs).await.unwrap();
-    let hours = ports
-        .aggregates
-        .range(
-            &meter("m-a"),
-            Period::Hour(Timestamp::from_millis(T0 - 86_400_000)),
-            Period::Hour(Timestamp::from_millis(T0 + 2 * 86_400_000)),
-        )
-        .await
-        .unwrap();
+    let hours = hours_of(&ports, "m-a").await;
     assert!(hours.is_empty(), "nothing is aggregated before the pass");
     assert_eq!(
         pending.next(None, 10).await.unwrap().len(),
@@ -354,15 +358,7 @@ async fn a_meter_whose_aggregates_cannot_be_written_keeps_its_mark_and_holds_up_
     let left = pending.next(None, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].0, meter("m-a"));
-    let b_hours = inner
-        .aggregates
-        .range(
-            &meter("m-b"),
-            Period::Hour(Timestamp::from_millis(T0 - 86_400_000)),
-            Period::Hour(Timestamp::from_millis(T0 + 2 * 86_400_000)),
-        )
-        .await
-        .unwrap();
+    let b_hours = hours_of(&inner, "m-b").await;
     assert!(
         !b_hours.is_empty(),
         "the other meter's aggregates are written"

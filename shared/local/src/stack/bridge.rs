@@ -302,24 +302,9 @@ impl Bridge {
         after: Option<&meter_core::MeterId>,
     ) -> Result<meter_core::PendingPass, BridgeError> {
         let started = Instant::now();
-        let Some(db) = &self.db else {
-            return Ok(self
-                .ingestor
-                .refresh_pending(after, AGGREGATE_CHUNK)
-                .await?);
-        };
-        db.begin()?;
-        let done = match self.ingestor.refresh_pending(after, AGGREGATE_CHUNK).await {
-            Ok(done) => done,
-            Err(e) => {
-                let _ = db.rollback();
-                return Err(e.into());
-            }
-        };
-        if let Err(e) = db.commit() {
-            let _ = db.rollback();
-            return Err(e.into());
-        }
+        let done = self
+            .in_transaction(self.ingestor.refresh_pending(after, AGGREGATE_CHUNK))
+            .await?;
         if done.meters > 0 {
             tracing::debug!(
                 meters = done.meters,
@@ -375,23 +360,34 @@ impl Bridge {
     /// One handler call, inside one transaction when a database is set: all of it is stored,
     /// or (rolled back) none of it, so the retry starts clean.
     async fn handle_once(&self, items: &[ParsedItem]) -> Result<IngestReport, BridgeError> {
+        self.in_transaction(ingest::handle_parsed(&self.ingestor, items))
+            .await
+    }
+
+    /// Runs `work` as one transaction when a database is set: committed if it succeeds, rolled
+    /// back if it or the commit fails.
+    async fn in_transaction<T, E>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, BridgeError>
+    where
+        BridgeError: From<E>,
+    {
         let Some(db) = &self.db else {
-            return Ok(ingest::handle_parsed(&self.ingestor, items).await?);
+            return Ok(work.await?);
         };
         db.begin()?;
-        match ingest::handle_parsed(&self.ingestor, items).await {
-            Ok(report) => match db.commit() {
-                Ok(()) => Ok(report),
-                Err(e) => {
-                    let _ = db.rollback();
-                    Err(e.into())
-                }
-            },
-            Err(e) => {
-                let _ = db.rollback();
-                Err(e.into())
-            }
+        let outcome = match work.await {
+            Ok(value) => db
+                .commit()
+                .map(|()| value)
+                .map_err(BridgeError::Transaction),
+            Err(e) => Err(e.into()),
+        };
+        if outcome.is_err() {
+            let _ = db.rollback();
         }
+        outcome
     }
 }
 
