@@ -392,6 +392,22 @@ mod tests {
     }
 
     #[test]
+    fn a_meter_capped_at_half_its_peak_fires_within_a_week_at_the_defaults() {
+        // A noisy home (±20% a day, ±30% an interval): the cap takes 10–15% of its energy,
+        // well inside its day-to-day spread; the flat top gives it away.
+        for seed in 0..5 {
+            let mut days = household(120, seed, 0.2, 0.3, |_| 1.0);
+            for d in 60..120 {
+                crate::anomaly::theft::tests::cap_at(days.day_mut(d), 0.5);
+            }
+            let acc = run(&days, &SustainedConfig::default());
+            assert!(acc.iter().all(|a| a.day >= 60 || !a.alarm), "seed {seed}");
+            let delay = first_alarm_after(&acc, 60);
+            assert!(delay.is_some_and(|d| d < 7), "seed {seed}: {delay:?}");
+        }
+    }
+
+    #[test]
     fn a_four_week_halving_stays_in_alarm_to_its_end_with_held_references_and_fades_without() {
         for seed in 0..5 {
             let theft = 60..88;
