@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use meter_core::anomaly::metrics::{average_precision, roc_auc};
-use meter_core::anomaly::theft::{score_fleet, COMPONENTS};
+use meter_core::anomaly::theft::{score_fleet, COMPONENTS, OFFLINE_WINDOW_DAYS};
 use meter_core::anomaly::{Attack, DayScore, ForestConfig, MeterDays, Rng, TheftConfig};
 use serde_json::{json, Value};
 
@@ -23,6 +23,20 @@ pub struct DetectInput {
     /// Seed of the isolation forest (and of the injections in `eval theft`).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Reference days on each side of a scored day: long enough that a theft lasting weeks
+    /// is not most of its own references (see docs/detection.md).
+    #[arg(long, default_value_t = OFFLINE_WINDOW_DAYS)]
+    pub window_days: usize,
+}
+
+impl DetectInput {
+    /// The day-scoring settings these arguments give.
+    pub fn theft_config(&self) -> TheftConfig {
+        TheftConfig {
+            window_days: self.window_days,
+            ..TheftConfig::offline()
+        }
+    }
 }
 
 /// `meterflow detect` settings.
@@ -70,8 +84,12 @@ pub struct EvalTheftArgs {
     /// gives every meter every pattern once; 0 leaves it out).
     #[arg(long, default_value_t = 12)]
     pub sustained_rounds: usize,
+    /// Days each sustained theft lasts (fewer where a meter's data ends first).
+    #[arg(long, default_value_t = crate::sustained_eval::EPISODE_DAYS)]
+    pub sustained_episode_days: usize,
     /// Writes every day scored for `--sustained-rounds` to this CSV (round, meter, day, date,
-    /// pattern, days since onset, components, pattern score, forest score).
+    /// pattern, days since onset, components, pattern score, forest score, `detect` score,
+    /// evidence, accumulated evidence).
     #[arg(long, hide = true)]
     pub dump_sustained: Option<PathBuf>,
     /// Overrides the accumulation's `hold_days` for `--sustained-rounds` (0: an alarm's days
@@ -119,11 +137,8 @@ pub fn run_detect(args: &DetectArgs) -> anyhow::Result<()> {
     let file = read_input(&args.input.file)?;
     let days = meter_days(&file);
     let started = Instant::now();
-    let scored = score_fleet(
-        &days,
-        &TheftConfig::default(),
-        &forest_config(args.input.seed),
-    );
+    let config = args.input.theft_config();
+    let scored = score_fleet(&days, &config, &forest_config(args.input.seed));
     let elapsed = started.elapsed();
     let mut out = create_output(&args.output)?;
     writeln!(out, "meter_id,day,score,detector")?;
@@ -149,7 +164,7 @@ pub fn run_detect(args: &DetectArgs) -> anyhow::Result<()> {
         days.len(),
         elapsed.as_secs_f64(),
         file.parse_time.as_secs_f64(),
-        TheftConfig::default().min_reference_days,
+        config.min_reference_days,
     );
     Ok(())
 }
@@ -233,10 +248,14 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut report = crate::sustained_eval::evaluate(
             &days,
-            args.sustained_rounds,
-            args.input.seed,
+            &crate::sustained_eval::Settings {
+                rounds: args.sustained_rounds,
+                seed: args.input.seed,
+                per_1000: args.target_per_1000,
+                episode_days: args.sustained_episode_days,
+                detect: args.input.theft_config(),
+            },
             &forest_config(args.input.seed),
-            args.target_per_1000,
             args.dump_sustained.as_deref(),
             {
                 let d = meter_core::anomaly::sustained::SustainedConfig::default();
@@ -271,7 +290,7 @@ pub fn run_eval(args: &EvalTheftArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let scored = score_fleet(
         &days,
-        &TheftConfig::default(),
+        &args.input.theft_config(),
         &forest_config(args.input.seed),
     );
     let wall = started.elapsed().as_secs_f64();
@@ -446,6 +465,7 @@ mod tests {
         let out = path.with_extension("scores.csv");
         let args = DetectArgs {
             input: DetectInput {
+                window_days: OFFLINE_WINDOW_DAYS,
                 file: FileArgs {
                     timezone: Some("Europe/Berlin".to_owned()),
                     ..FileArgs::new(path.clone(), FormatArg::Csv)

@@ -3,7 +3,8 @@
 //! real data.
 //!
 //! Each round gives every meter one theft episode: from a seeded onset day, for
-//! [`EPISODE_DAYS`] days (or to the end of its data), one under-reporting pattern every day.
+//! [`EPISODE_DAYS`] days by default (or to the end of its data), one under-reporting pattern
+//! every day.
 //! The patterns go beyond h1–h6 on purpose (evaluators use others): a constant 30% under-report,
 //! capping at a share of the day's peak, subtracting a constant, whole days of zeros, a gradual
 //! reduction and a smaller neighbour's profile. Over the rounds every meter gets every pattern
@@ -18,20 +19,41 @@
 //! finding), per 1,000 scored clean meter-days. The threshold is chosen on a seeded half of the
 //! meters (the smallest meeting the target there) and reported on the other half, so the
 //! reported rate is not the one the threshold was fitted to.
+//!
+//! The same episodes also measure `meterflow detect`, which scores each day against the days on
+//! both sides of it: per-day ROC-AUC and PR-AUC of the episodes' days against every scored day
+//! of the clean file, per pattern, as an outside evaluator with labelled multi-day thefts
+//! would measure it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use meter_core::anomaly::metrics::{average_precision, roc_auc};
 use meter_core::anomaly::sustained::{track, SustainedConfig};
 use meter_core::anomaly::theft::{
-    peer_shifts, score_fleet_with, score_meter_with, PeerShifts, References,
+    peer_shifts, score_fleet, score_fleet_with, score_meter_with, PeerShifts, References,
 };
-use meter_core::anomaly::{Attack, DayScore, ForestConfig, MeterDays, Rng};
+use meter_core::anomaly::{Attack, DayScore, ForestConfig, MeterDays, Rng, TheftConfig};
 use serde_json::{json, Value};
 
-/// Days a theft episode lasts (fewer where the meter's data ends first).
+/// Days a theft episode lasts by default (fewer where the meter's data ends first).
 pub const EPISODE_DAYS: usize = 28;
+
+/// What the evaluation runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Rounds: one episode per meter each (12 give every meter every pattern once).
+    pub rounds: usize,
+    /// Seed of the injections and of the calibration half.
+    pub seed: u64,
+    /// The false findings per 1,000 clean meter-days the threshold is chosen for.
+    pub per_1000: f64,
+    /// Days each episode lasts.
+    pub episode_days: usize,
+    /// How `meterflow detect` scores days, for its per-day figures.
+    pub detect: TheftConfig,
+}
 
 /// The days-since-onset at which recall is reported ("found within N days").
 const WITHIN: [usize; 7] = [1, 2, 3, 7, 14, 21, 28];
@@ -125,7 +147,7 @@ fn inject(
     m: usize,
     target: &mut MeterDays,
     pattern: Pattern,
-    lead: usize,
+    (lead, episode_days): (usize, usize),
     rng: &mut Rng,
 ) -> Option<Episode> {
     let n = target.len();
@@ -133,7 +155,7 @@ fn inject(
         return None;
     }
     let onset = lead + rng.below(n - lead - 7 + 1);
-    let end = (onset + EPISODE_DAYS).min(n);
+    let end = (onset + episode_days).min(n);
     let slots = target.slots;
     // Per-episode parameters.
     let share = rng.uniform(0.3, 0.7);
@@ -154,7 +176,7 @@ fn inject(
         .max_by(|&a, &b| mean_of(&fleet[a]).total_cmp(&mean_of(&fleet[b])));
     for i in onset..end {
         let date = target.dates[i];
-        let progress = (i - onset) as f64 / EPISODE_DAYS as f64;
+        let progress = (i - onset) as f64 / episode_days.max(1) as f64;
         let day = target.day_mut(i);
         match pattern {
             Pattern::Literature(a) => {
@@ -234,15 +256,28 @@ fn score(
     score_fleet_with(fleet, &config.theft(), forest, References::Before)
 }
 
-/// Writes every scored day of a round to `out` (for exploring the evidence offline).
+/// Writes every scored day of a round to `out` (for exploring the evidence offline): its
+/// scan-style scores, then the score `meterflow detect` gives it (days on both sides as
+/// references) and the accumulation's evidence and `S_t` on it (NaN where not scored).
 fn dump(
     out: &mut dyn Write,
     round: usize,
-    scored: &[Vec<DayScore>],
+    fleet: &[MeterDays],
+    (config, detect): (&SustainedConfig, &TheftConfig),
+    forest: &ForestConfig,
     episodes: &[Option<Episode>],
 ) -> std::io::Result<()> {
+    let scored = score(fleet, config, forest);
+    let around = score_fleet(fleet, detect, forest);
+    let shifts = shifts(fleet, config);
     for (m, days) in scored.iter().enumerate() {
         let ep = episodes.get(m).copied().flatten();
+        let detect: BTreeMap<usize, f64> = around[m].iter().map(|d| (d.day, d.score)).collect();
+        let acc: BTreeMap<usize, (f64, f64)> = track(&fleet[m], &shifts, config)
+            .accumulated
+            .iter()
+            .map(|a| (a.day, (a.evidence, a.cusum)))
+            .collect();
         for d in days {
             let (pattern, since) = match ep {
                 Some(e) if (e.onset..e.end).contains(&d.day) => {
@@ -255,7 +290,14 @@ fn dump(
             for c in d.components {
                 write!(out, ",{c:.4}")?;
             }
-            writeln!(out, ",{:.4},{:.4}", d.pattern, d.forest)?;
+            let (evidence, cusum) = acc.get(&d.day).copied().unwrap_or((f64::NAN, f64::NAN));
+            writeln!(
+                out,
+                ",{:.4},{:.4},{:.4},{evidence:.4},{cusum:.4}",
+                d.pattern,
+                d.forest,
+                detect.get(&d.day).copied().unwrap_or(f64::NAN)
+            )?;
         }
     }
     Ok(())
@@ -307,6 +349,51 @@ fn clean_findings(alarms: &[Vec<(usize, bool)>]) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Per-day ROC-AUC and PR-AUC of `meterflow detect`'s scores (settings `detect`): the days of
+/// every round's observable episodes against every scored day of the clean file, per pattern
+/// and overall.
+fn detect_day_aucs(
+    clean: &[MeterDays],
+    rounds: &[Round],
+    detect: &TheftConfig,
+    forest: &ForestConfig,
+) -> Value {
+    let negatives: Vec<f64> = score_fleet(clean, detect, forest)
+        .iter()
+        .flatten()
+        .map(|d| d.score)
+        .collect();
+    let mut positives: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for r in rounds {
+        let scored = score_fleet(&r.fleet, detect, forest);
+        for e in r.episodes.iter().flatten().filter(|e| e.observable) {
+            positives.entry(e.pattern.as_str()).or_default().extend(
+                scored[e.meter]
+                    .iter()
+                    .filter(|d| (e.onset..e.end).contains(&d.day))
+                    .map(|d| d.score),
+            );
+        }
+    }
+    let aucs = |pos: &[f64]| {
+        let scores: Vec<f64> = pos.iter().chain(&negatives).copied().collect();
+        let labels: Vec<bool> = (0..scores.len()).map(|i| i < pos.len()).collect();
+        json!({
+            "roc_auc": roc_auc(&scores, &labels),
+            "pr_auc": average_precision(&scores, &labels),
+            "days": pos.len(),
+        })
+    };
+    let all: Vec<f64> = positives.values().flatten().copied().collect();
+    let by_pattern: BTreeMap<&str, Value> = positives.iter().map(|(p, v)| (*p, aucs(v))).collect();
+    json!({
+        "window_days": detect.window_days,
+        "clean_days": negatives.len(),
+        "overall": aucs(&all),
+        "by_pattern": by_pattern,
+    })
+}
+
 /// One round: its fleet (episodes injected), the peer correction of its dates, its episodes.
 struct Round {
     fleet: Vec<MeterDays>,
@@ -319,19 +406,24 @@ struct Round {
 /// `dump_to` writes every scored day for exploration.
 pub fn evaluate(
     clean: &[MeterDays],
-    rounds: usize,
-    seed: u64,
+    settings: &Settings,
     forest: &ForestConfig,
-    per_1000: f64,
     dump_to: Option<&Path>,
     config: SustainedConfig,
 ) -> anyhow::Result<Value> {
+    let Settings {
+        rounds,
+        seed,
+        per_1000,
+        episode_days,
+        ..
+    } = *settings;
     let mut dump_file = match dump_to {
         Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
         None => None,
     };
     if let Some(f) = dump_file.as_mut() {
-        dump(f, 0, &score(clean, &config, forest), &[])?;
+        dump(f, 0, clean, (&config, &settings.detect), forest, &[])?;
     }
     let base_shifts = shifts(clean, &config);
     // The calibration half of the meters (seeded), the rest held out.
@@ -355,11 +447,25 @@ pub fn evaluate(
         let episodes: Vec<Option<Episode>> = (0..fleet.len())
             .map(|m| {
                 let pattern = Pattern::ALL[(m + round) % Pattern::ALL.len()];
-                inject(clean, m, &mut fleet[m], pattern, lead, &mut rng)
+                inject(
+                    clean,
+                    m,
+                    &mut fleet[m],
+                    pattern,
+                    (lead, episode_days),
+                    &mut rng,
+                )
             })
             .collect();
         if let Some(f) = dump_file.as_mut() {
-            dump(f, round + 1, &score(&fleet, &config, forest), &episodes)?;
+            dump(
+                f,
+                round + 1,
+                &fleet,
+                (&config, &settings.detect),
+                forest,
+                &episodes,
+            )?;
         }
         let shifts = shifts(&fleet, &config);
         round_data.push(Round {
@@ -487,7 +593,8 @@ pub fn evaluate(
         .collect();
     Ok(json!({
         "rounds": rounds,
-        "episode_days": EPISODE_DAYS,
+        "episode_days": episode_days,
+        "detect_day_auc": detect_day_aucs(clean, &round_data, &settings.detect, forest),
         "patterns": Pattern::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         "config": {
             "reference_days": config.reference_days,
@@ -533,7 +640,15 @@ mod tests {
         let fleet = vec![meter("big", 80, 1.0), meter("small", 80, 0.5)];
         for pattern in Pattern::ALL {
             let mut target = fleet[0].clone();
-            let e = inject(&fleet, 0, &mut target, pattern, 28, &mut Rng::new(1)).unwrap();
+            let e = inject(
+                &fleet,
+                0,
+                &mut target,
+                pattern,
+                (28, EPISODE_DAYS),
+                &mut Rng::new(1),
+            )
+            .unwrap();
             assert!(e.onset >= 28 && e.end <= 80 && e.end > e.onset, "{e:?}");
             let kwh = |d: &MeterDays, i: usize| d.day(i).iter().sum::<f64>();
             for i in 0..80 {
@@ -545,6 +660,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn detects_day_scores_of_month_long_thefts_rank_higher_with_the_offline_window() {
+        // Homes whose days vary ±30% (on top of ±20% an interval), as real ones do.
+        let mut rng = Rng::new(5);
+        let clean: Vec<MeterDays> = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff"]
+            .iter()
+            .enumerate()
+            .map(|(k, id)| {
+                let mut m = meter(id, 200, 0.5 + 0.2 * k as f64);
+                for d in 0..m.len() {
+                    let level = rng.uniform(0.7, 1.3);
+                    m.day_mut(d).iter_mut().for_each(|v| *v *= level);
+                }
+                m
+            })
+            .collect();
+        let mut fleet = clean.clone();
+        let episodes: Vec<Option<Episode>> = (0..fleet.len())
+            .map(|m| {
+                let days = (28, EPISODE_DAYS);
+                inject(&clean, m, &mut fleet[m], Pattern::Scale70, days, &mut rng)
+            })
+            .collect();
+        let rounds = [Round {
+            fleet,
+            shifts: PeerShifts::default(),
+            episodes,
+        }];
+        let auc_with = |window_days: usize| {
+            let detect = TheftConfig {
+                window_days,
+                ..TheftConfig::offline()
+            };
+            let aucs = detect_day_aucs(&clean, &rounds, &detect, &ForestConfig::default());
+            assert_eq!(aucs["window_days"], window_days);
+            assert!(aucs["overall"]["days"].as_u64().unwrap() > 100, "{aucs}");
+            aucs["by_pattern"]["scale70"]["roc_auc"].as_f64().unwrap()
+        };
+        let offline = auc_with(meter_core::anomaly::theft::OFFLINE_WINDOW_DAYS);
+        let narrow = auc_with(28);
+        // 0.74 against 0.63: a 30% cut hides in ±30% days either way, but against ±28 days
+        // the theft's own days are most of its references.
+        assert!(offline > narrow + 0.05, "{offline} vs {narrow}");
     }
 
     #[test]
