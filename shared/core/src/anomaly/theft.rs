@@ -176,7 +176,7 @@ pub struct DayScore {
     /// Its local date.
     pub date: NaiveDate,
     /// Signed robust z-scores, positive = suspicious, in [`COMPONENTS`] order.
-    pub components: [f64; 8],
+    pub components: [f64; COMPONENTS.len()],
     /// The pattern score (see [`combine`]); higher = more suspicious.
     pub pattern: f64,
     /// The isolation forest's score of the components (0 until [`score_fleet`] sets it).
@@ -200,7 +200,7 @@ impl DayScore {
 }
 
 /// The root sum of squares of the components' suspicious sides.
-pub fn combine(components: &[f64; 8]) -> f64 {
+pub fn combine(components: &[f64; COMPONENTS.len()]) -> f64 {
     components
         .iter()
         .map(|c| c.max(0.0).powi(2))
@@ -316,7 +316,7 @@ fn day_score(
         scratch.extend(refs.iter().map(|&j| get(&stats[j])));
         robust_z(get(&stats[i]), scratch, floor)
     };
-    let mut c = [0.0; 8];
+    let mut c = [0.0; COMPONENTS.len()];
     c[LOW_ENERGY] = -z(|s| s.log_kwh, 0.05);
     c[LOW_BASE] = -z(|s| s.log_base, 0.05);
     c[FLAT] = -z(|s| s.cv, 0.05);
